@@ -1,0 +1,145 @@
+"""The ``snnlab`` command line (also ``python -m snnlab``).
+
+    snnlab train --dataset dvs-digits --T 8 --epochs 10 --surrogate triangle --width 1.0
+    snnlab reproduce            # the main job: every method on the embedded data, table + plots in results/
+
+A bad value prints one line, ``snnlab: error: ...``, and exits with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from . import __version__
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        sys.exit(EXIT_USAGE)
+
+
+def _bool(s: str) -> bool:
+    v = s.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {s!r}")
+
+
+def _int_or_none(s: str):
+    return None if s.lower() == "none" else int(s)
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    from . import data, losses, models, surrogate
+    from .neurons import RESETS
+    from .train import OPTIMIZERS, SCHEDULERS, TrainConfig
+
+    d = TrainConfig()
+    g = p.add_argument_group("data and model")
+    g.add_argument("--dataset", default=d.dataset, choices=data.DATASETS, help="embedded dataset (default: %(default)s)")
+    g.add_argument("--model", default=d.model, choices=tuple(models.MODELS), help="architecture (default: %(default)s)")
+    g.add_argument("--method", default=d.method, choices=tuple(losses.LOSSES),
+                   help="training method / loss: sdt = CE of the time-averaged output (default: %(default)s)")
+    g.add_argument("--T", type=int, default=d.T, help="time steps; for dvs-digits the number of frames (default: %(default)s)")
+    g.add_argument("--data-seed", type=int, default=d.data_seed, help="seed of the event-camera simulation (default: %(default)s)")
+    g = p.add_argument_group("neuron and surrogate")
+    g.add_argument("--neuron", default=d.neuron, choices=models.NEURONS, help="spiking neuron (default: %(default)s)")
+    g.add_argument("--tau", type=float, default=d.tau, help="LIF decay factor in (0, 1], u = tau*u + I (default: %(default)s)")
+    g.add_argument("--v-th", type=float, default=d.v_th, help="firing threshold > 0 (default: %(default)s)")
+    g.add_argument("--reset", default=d.reset, choices=RESETS, help="reset after a spike (default: %(default)s)")
+    g.add_argument("--detach-reset", type=_bool, default=d.detach_reset, metavar="BOOL",
+                   help="stop the gradient through the reset (default: %(default)s)")
+    g.add_argument("--surrogate", default=d.surrogate, choices=tuple(surrogate.SURROGATES),
+                   help="surrogate spike derivative (default: %(default)s)")
+    g.add_argument("--width", type=float, default=d.width,
+                   help="surrogate width = full width at half maximum of its derivative, > 0 (default: %(default)s)")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=d.epochs, help="(default: %(default)s)")
+    g.add_argument("--batch-size", type=int, default=d.batch_size, help="(default: %(default)s)")
+    g.add_argument("--lr", type=float, default=d.lr, help="learning rate (default: %(default)s)")
+    g.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS, help="(default: %(default)s)")
+    g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="(default: %(default)s)")
+    g.add_argument("--scheduler", default=d.scheduler, choices=SCHEDULERS, help="learning-rate schedule (default: %(default)s)")
+    g.add_argument("--max-batches", type=_int_or_none, default=d.max_batches,
+                   help="cap on training batches per epoch, for quick runs (default: all)")
+    g = p.add_argument_group("run")
+    g.add_argument("--seed", type=int, default=d.seed, help="seed of initialisation and shuffling (default: %(default)s)")
+    g.add_argument("--device", default=d.device, help="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:N' (default: %(default)s)")
+    g.add_argument("--amp", type=_bool, default=d.amp, metavar="BOOL", help="mixed precision on CUDA (default: %(default)s)")
+    g.add_argument("--out", default=None,
+                   help="output folder for config.json, metrics.csv, checkpoint.pt (default: runs/<dataset>-<model>-<method>-T<T>-s<seed>)")
+    g.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="snnlab", description="Train spiking neural networks directly with gradients (snnlab).")
+    p.add_argument("--version", action="version", version=f"snnlab {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    t = sub.add_parser("train", help="train one model and write its metrics and checkpoints",
+                       description="Train one model; writes config.json, metrics.csv, checkpoint.pt, results.json.")
+    _add_train_args(t)
+    r = sub.add_parser("reproduce", help="the main job: train on the embedded datasets, print and save the table",
+                       description="Train the tutorial SNN on digits and dvs-digits; write results/ (table and plots).")
+    r.add_argument("--out", default="results", help="output folder (default: %(default)s)")
+    r.add_argument("--fast", action="store_true", help="a few batches per run: checks the pipeline in seconds")
+    r.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda' (default: %(default)s)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def _train(args) -> int:
+    from .train import TrainConfig, fit
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    kw = {k: v for k, v in vars(args).items() if k in fields}
+    cfg = TrainConfig(**kw, progress=not args.no_progress)
+    cfg.out_dir = args.out or f"runs/{cfg.dataset}-{cfg.model}-{cfg.method}-T{cfg.T}-s{cfg.seed}"
+    cfg.resume = args.resume
+    cfg.validate()
+    hist = fit(cfg)
+    last = hist.last
+    print(
+        f"epoch {last['epoch']}: train acc {last['train_acc']:.4f}, test acc {last['test_acc']:.4f}, "
+        f"test loss {last['test_loss']:.4f}; outputs in {cfg.out_dir}"
+    )
+    return 0
+
+
+def _reproduce(args) -> int:
+    from .reproduce import reproduce
+
+    reproduce(out=args.out, fast=args.fast, device=args.device, progress=not args.no_progress)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .train import NonFiniteLossError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+        return _reproduce(args)
+    except (ValueError, NotImplementedError, FileNotFoundError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        sys.stderr.write(f"snnlab: error: {msg}\n")
+        return EXIT_USAGE
+    except NonFiniteLossError as e:
+        sys.stderr.write(f"snnlab: training diverged: {e}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("snnlab: interrupted; rerun with --resume to continue from the last checkpoint\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Multi-step spiking neurons on time-first tensors ``[T, B, ...]``.
+
+The leaky integrate-and-fire (LIF) neuron, discretised as TET writes it (Deng et al. 2022, Sec. 3.1)::
+
+    u[t] = tau * u_post[t-1] + I[t]           (1) leaky integration, u_post[0] = 0
+    s[t] = H(u[t] - v_th)                     (2) fire (H(0) = 1)
+    u_post[t] = u[t] * (1 - s[t])             (3a) hard reset to 0        reset="hard"
+    u_post[t] = u[t] - v_th * s[t]            (3b) soft reset             reset="subtract"
+
+``tau`` is the *decay factor* in (0, 1] (snnTorch calls it ``beta``; in continuous time it is
+``exp(-dt / tau_m)``). The integrate-and-fire neuron (IF) is the special case ``tau = 1``.
+
+The neuron is a multi-step module: it takes the whole input current sequence ``I`` of shape
+``[T, B, ...]`` and returns the spike sequence of the same shape. It keeps no state between calls, so two
+batches never leak into each other. Only the element-wise recurrence (1)-(3) runs step by step; the
+synaptic layers before it run once on the merged ``[T*B, ...]`` tensor (see ``snnlab.layers``).
+
+Differences with ``snntorch.Leaky`` (kept as the step-by-step reference, see tests/test_neurons.py):
+snnTorch computes the reset from the *previous* step's membrane and subtracts it *after* the decay,
+``m[t] = beta * m[t-1] + I[t] - v_th * s[t-1]``, while here the reset acts on the same step and is then
+decayed, ``u[t] = tau * (u[t-1] - v_th * s[t-1]) + I[t]``. The two agree exactly for ``tau = beta = 1``
+(IF) with subtractive reset, and for any ``tau`` until the first spike. snnTorch also fires on ``m > v_th``
+while we fire on ``u >= v_th``.
+
+``detach_reset=True`` stops the gradient through the reset term (SpikingJelly's option); TET's official
+code does *not* detach, which is our default.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import surrogate as _surrogate
+
+__all__ = ["LIF", "IF", "RESETS", "lif_reference"]
+
+RESETS = ("hard", "subtract")
+
+
+def _check_inputs(x: torch.Tensor) -> None:
+    if not torch.is_tensor(x):
+        raise TypeError(f"expected a tensor of shape [T, B, ...], got {type(x).__name__}")
+    if x.dim() < 2:
+        raise ValueError(
+            f"expected a time-first tensor [T, B, ...] with at least 2 dimensions, got shape {tuple(x.shape)}"
+        )
+
+
+class LIF(nn.Module):
+    """Multi-step LIF neuron ``[T, B, ...] -> [T, B, ...]`` (spikes in {0, 1}).
+
+    Args:
+        tau: decay factor in (0, 1] as in TET's ``u = tau * u + I`` (default 0.5, TET's value).
+        v_th: firing threshold > 0 (default 1.0).
+        reset: ``"hard"`` (to 0, TET) or ``"subtract"`` (by ``v_th``).
+        detach_reset: if True the reset term carries no gradient.
+        surrogate: a ``snnlab.surrogate.Surrogate`` or its name (default ``"triangle"``, TET's).
+        width: surrogate width if ``surrogate`` is given by name (default: the shape's default, 1.0).
+    """
+
+    def __init__(
+        self,
+        tau: float = 0.5,
+        v_th: float = 1.0,
+        reset: str = "hard",
+        detach_reset: bool = False,
+        surrogate: str | _surrogate.Surrogate = "triangle",
+        width: float | None = None,
+    ):
+        super().__init__()
+        tau = float(tau)
+        if not 0.0 < tau <= 1.0:
+            raise ValueError(f"tau (decay factor) must be in (0, 1], got {tau!r}")
+        v_th = float(v_th)
+        if not v_th > 0:
+            raise ValueError(f"v_th must be > 0, got {v_th!r}")
+        if reset not in RESETS:
+            raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
+        self.tau = tau
+        self.v_th = v_th
+        self.reset = reset
+        self.detach_reset = bool(detach_reset)
+        self.surrogate = _surrogate.get(surrogate, width)
+        # Opt-in monitoring (chi's neuron-level view, plots): when True, forward stores the
+        # pre-reset membrane [T, B, ...] in ``self.last_mem`` (detached). Off by default: no hidden state.
+        self.record = False
+        self.last_mem: torch.Tensor | None = None
+
+    def extra_repr(self) -> str:
+        return (
+            f"tau={self.tau:g}, v_th={self.v_th:g}, reset={self.reset!r}, "
+            f"detach_reset={self.detach_reset}, surrogate={self.surrogate!r}"
+        )
+
+    def simulate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the recurrence; return ``(spk, mem)``, both ``[T, B, ...]``.
+
+        ``mem[t]`` is the membrane ``u[t]`` *before* the reset of step t, the value compared with ``v_th``.
+        """
+        _check_inputs(x)
+        u = torch.zeros_like(x[0])
+        spikes, mems = [], []
+        for t in range(x.shape[0]):
+            u = self.tau * u + x[t] if t else x[t]
+            s = self.surrogate(u - self.v_th)
+            spikes.append(s)
+            mems.append(u)
+            r = s.detach() if self.detach_reset else s
+            u = u * (1.0 - r) if self.reset == "hard" else u - self.v_th * r
+        spk, mem = torch.stack(spikes), torch.stack(mems)
+        if self.record:
+            self.last_mem = mem.detach()
+        return spk, mem
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.simulate(x)[0]
+
+
+class IF(LIF):
+    """Multi-step integrate-and-fire neuron: ``LIF`` with ``tau = 1`` (no leak). Default reset: subtract."""
+
+    def __init__(
+        self,
+        v_th: float = 1.0,
+        reset: str = "subtract",
+        detach_reset: bool = False,
+        surrogate: str | _surrogate.Surrogate = "triangle",
+        width: float | None = None,
+    ):
+        super().__init__(1.0, v_th, reset, detach_reset, surrogate, width)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr().replace("tau=1, ", "")
+
+
+def lif_reference(x, tau=0.5, v_th=1.0, reset="hard"):
+    """Plain-Python LIF on a list of floats (no torch): the closed-form recurrence, for tests and teaching.
+
+    Returns ``(spikes, mems)`` as lists; ``mems`` are pre-reset potentials.
+    """
+    u, spikes, mems = 0.0, [], []
+    for i in x:
+        u = tau * u + i
+        s = 1.0 if u >= v_th else 0.0
+        spikes.append(s)
+        mems.append(u)
+        u = u * (1 - s) if reset == "hard" else u - v_th * s
+    return spikes, mems

@@ -1,0 +1,486 @@
+"""Training: one config dataclass, ``fit(config)``, checkpoints that resume exactly.
+
+The data flow (DESIGN.md)::
+
+    data -> encoder -> model -> outputs [T, B, C] -> loss -> backward (surrogate) -> optimizer
+                                         callbacks observe every step (chi, metrics, checkpoints)
+
+What ``fit`` writes into ``config.out_dir`` (nothing if ``out_dir`` is None):
+
+* ``config.json``   -- the config of the run (also inside every checkpoint),
+* ``metrics.csv``   -- one row per epoch (rewritten atomically each epoch),
+* ``checkpoint.pt`` -- model, optimizer, scheduler, scaler, history, after every epoch, written atomically
+  (to a temporary file, then ``os.replace``), so a crash never leaves a half-written checkpoint,
+* ``results.json``  -- the final metrics.
+
+``resume=True`` continues from ``checkpoint.pt``; because each epoch's shuffling and random state are
+derived from ``(seed, epoch)``, a run stopped after epoch k and resumed ends with exactly the weights of an
+uninterrupted run on CPU.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import random
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import data as _data
+from . import losses as _losses
+from . import surrogate as _surrogate
+from .layers import check_T
+from .models import MODELS, NEURONS, build_model, make_neuron
+from .neurons import RESETS
+
+__all__ = [
+    "TrainConfig",
+    "fit",
+    "evaluate",
+    "encode",
+    "seed_everything",
+    "resolve_device",
+    "History",
+    "Callback",
+    "NonFiniteLossError",
+    "load_checkpoint",
+    "atomic_save",
+]
+
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULERS = ("cosine", "none")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA) so that a CPU run repeats exactly."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; otherwise ``torch.device(device)``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available; use 'auto' or 'cpu'")
+    return dev
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run. Saved as JSON next to every checkpoint and result."""
+
+    dataset: str = "digits"  #: "digits" or "dvs-digits" (see snnlab.data.DATASETS)
+    model: str = "tutorial"  #: see snnlab.models.MODELS
+    method: str = "sdt"  #: the loss: see snnlab.losses.LOSSES
+    T: int = 4  #: time steps (for event data: number of frames)
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adam"  #: "adam" or "sgd" (momentum 0.9)
+    weight_decay: float = 0.0
+    scheduler: str = "cosine"  #: "cosine" (per epoch, to 0) or "none"
+    neuron: str = "lif"  #: "lif" or "if"
+    tau: float = 0.5  #: LIF decay factor, u = tau * u + I (TET)
+    v_th: float = 1.0
+    reset: str = "hard"
+    detach_reset: bool = False
+    surrogate: str = "triangle"
+    width: float = 1.0  #: surrogate FWHM (snnlab.surrogate)
+    seed: int = 0  #: model init, shuffling
+    data_seed: int = 0  #: event-camera simulation seed (dvs-digits)
+    device: str = "auto"
+    amp: bool = True  #: mixed precision, used on CUDA only
+    out_dir: str | None = None  #: where checkpoints/metrics go; None keeps everything in memory
+    resume: bool = False
+    progress: bool = True  #: tqdm progress bars
+    max_batches: int | None = None  #: cap on training batches per epoch (quick runs)
+    extra: dict = field(default_factory=dict)  #: free-form, saved with the run
+
+    def validate(self) -> "TrainConfig":
+        """Raise ValueError naming the first bad field, its value and what is allowed."""
+
+        def choice(name, allowed):
+            v = getattr(self, name)
+            if v not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {v!r}")
+
+        choice("dataset", _data.DATASETS)
+        choice("model", tuple(MODELS))
+        choice("method", tuple(_losses.LOSSES))
+        choice("optimizer", OPTIMIZERS)
+        choice("scheduler", SCHEDULERS)
+        choice("neuron", NEURONS)
+        choice("reset", RESETS)
+        choice("surrogate", tuple(_surrogate.SURROGATES))
+        check_T(self.T)
+        for name in ("epochs", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.max_batches is not None and (not isinstance(self.max_batches, int) or self.max_batches < 1):
+            raise ValueError(f"max_batches must be a positive integer or None, got {self.max_batches!r}")
+        for name, lo, lo_ok in (("lr", 0.0, False), ("weight_decay", 0.0, True), ("width", 0.0, False),
+                                ("v_th", 0.0, False)):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < lo or (v == lo and not lo_ok):
+                rel = ">=" if lo_ok else ">"
+                raise ValueError(f"{name} must be a finite number {rel} {lo:g}, got {v!r}")
+        if not isinstance(self.tau, (int, float)) or not 0 < self.tau <= 1:
+            raise ValueError(f"tau (LIF decay factor) must be in (0, 1], got {self.tau!r}")
+        resolve_device(self.device)
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self, path: str | os.PathLike) -> None:
+        _atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown config field(s) {sorted(unknown)}; allowed: {sorted(names)}")
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "TrainConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+# Fields that may differ between the run that wrote a checkpoint and the run that resumes it.
+_RESUME_FREE = {"resume", "progress", "device", "out_dir"}
+
+
+class History(list):
+    """The per-epoch metrics (a list of dicts), with the trained ``model`` and the ``config`` attached."""
+
+    def __init__(self, rows=(), model: nn.Module | None = None, config: TrainConfig | None = None):
+        super().__init__(rows)
+        self.model = model
+        self.config = config
+
+    @property
+    def last(self) -> dict:
+        return self[-1] if self else {}
+
+    def frame(self):
+        """The history as a ``pandas.DataFrame``."""
+        import pandas as pd
+
+        return pd.DataFrame(list(self))
+
+
+class Callback:
+    """Observe training. ``state`` has ``model, optimizer, config, epoch, step`` and ``log`` (a dict whose
+    entries are added to the epoch's metrics row)."""
+
+    def on_fit_start(self, state) -> None: ...
+
+    def on_after_backward(self, state) -> None: ...
+
+    def on_step_end(self, state) -> None: ...
+
+    def on_epoch_end(self, state) -> None: ...
+
+
+# ----------------------------------------------------------------------------------------------------------
+# files
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_save(obj, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file in the same folder, then ``os.replace``: never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(rows)
+    _atomic_write_text(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    """Load a checkpoint written by ``fit`` (a dict with ``model``, ``optimizer``, ``config``, ...)."""
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# pieces of the loop
+
+
+def encode(x: torch.Tensor, T: int, temporal: bool) -> torch.Tensor:
+    """A batch from the loader -> time-first model input ``[T, B, ...]``.
+
+    Static data ``[B, C, H, W]`` is repeated T times (direct encoding); event data ``[B, T, C, H, W]`` is
+    transposed to time-first.
+    """
+    if temporal:
+        return _data.to_time_first(x)
+    return x.unsqueeze(0).expand(T, *x.shape)
+
+
+def build_from_config(config: TrainConfig, bundle) -> nn.Module:
+    neuron = partial(
+        make_neuron,
+        config.neuron,
+        tau=config.tau,
+        v_th=config.v_th,
+        reset=config.reset,
+        detach_reset=config.detach_reset,
+        surrogate=config.surrogate,
+        width=config.width,
+    )
+    return build_model(config.model, bundle.input_shape, bundle.num_classes, neuron=neuron)
+
+
+def load_data(config: TrainConfig):
+    """The dataset of a config (event data is simulated with ``T = config.T`` frames)."""
+    if config.dataset in _data.TEMPORAL:
+        return _data.load(config.dataset, T=config.T, seed=config.data_seed)
+    return _data.load(config.dataset)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, T: int, temporal: bool, device=None, loss_fn=_losses.sdt_loss) -> dict:
+    """Loss and accuracy (prediction = argmax of ``mean_t O(t)``) of ``model`` over ``loader``.
+
+    Also returns ``acc_per_step``: the accuracy of ``O(t)`` alone at every step t (TET's per-step view).
+    """
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, loss_sum, correct = 0, 0.0, 0
+    correct_t = None
+    for x, y in loader:
+        x, y = encode(x.to(device), T, temporal), y.to(device)
+        out = model(x).float()
+        loss_sum += float(loss_fn(out, y)) * len(y)
+        correct += int((out.mean(0).argmax(-1) == y).sum())
+        c_t = (out.argmax(-1) == y).sum(1)
+        correct_t = c_t if correct_t is None else correct_t + c_t
+        total += len(y)
+    model.train(was_training)
+    return {
+        "loss": loss_sum / total,
+        "acc": correct / total,
+        "acc_per_step": (correct_t.float() / total).tolist(),
+    }
+
+
+class _State:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch) % 2**63
+
+
+def fit(
+    config: TrainConfig,
+    *,
+    callbacks: list[Callback] | tuple = (),
+    stop_after: int | None = None,
+    bundle=None,
+    model: nn.Module | None = None,
+) -> History:
+    """Train ``config`` and return the per-epoch metrics (``History``; ``.model`` is the trained model).
+
+    Args:
+        config: the run (validated first: a bad field raises ValueError naming it).
+        callbacks: ``Callback`` objects observing the loop.
+        stop_after: stop after this epoch (1-based) as if interrupted; ``resume=True`` continues later.
+        bundle: a ``snnlab.data.DataBundle`` to use instead of loading ``config.dataset``.
+        model: a model to train instead of building ``config.model`` (e.g. to fine-tune).
+    """
+    config.validate()
+    device = resolve_device(config.device)
+    use_amp = bool(config.amp) and device.type == "cuda"
+    out = Path(config.out_dir) if config.out_dir else None
+    ckpt_path = out / "checkpoint.pt" if out else None
+
+    seed_everything(config.seed)
+    bundle = bundle if bundle is not None else load_data(config)
+    if model is None:
+        model = build_from_config(config, bundle)
+    model = model.to(device)
+    loss_fn = _losses.get(config.method)
+    if config.optimizer == "adam":
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay
+        )
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+        if config.scheduler == "cosine"
+        else None
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    history = History(model=model, config=config)
+    start_epoch = 1
+    if config.resume and ckpt_path is not None and ckpt_path.exists():
+        ck = load_checkpoint(ckpt_path, map_location=device)
+        saved = TrainConfig.from_dict(ck["config"])
+        diff = {
+            k: (getattr(saved, k), getattr(config, k))
+            for k in saved.to_dict()
+            if k not in _RESUME_FREE and getattr(saved, k) != getattr(config, k)
+        }
+        if diff:
+            raise ValueError(
+                f"cannot resume from {ckpt_path}: config differs in {', '.join(f'{k} (checkpoint {a!r}, now {b!r})' for k, (a, b) in diff.items())}"
+            )
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(ck["scheduler"])
+        scaler.load_state_dict(ck["scaler"])
+        history.extend(ck["history"])
+        start_epoch = ck["epoch"] + 1
+    if out is not None:
+        config.to_json(out / "config.json")
+
+    state = _State(model=model, optimizer=optimizer, config=config, epoch=start_epoch, step=0, log={},
+                   device=device)
+    for cb in callbacks:
+        cb.on_fit_start(state)
+
+    from tqdm.auto import tqdm
+
+    epochs = tqdm(range(start_epoch, config.epochs + 1), desc="epochs", disable=not config.progress,
+                  initial=start_epoch - 1, total=config.epochs)
+    for epoch in epochs:
+        state.epoch, state.log = epoch, {}
+        seed_everything(_epoch_seed(config.seed, epoch))
+        train_loader, test_loader = bundle.loaders(config.batch_size, shuffle_seed=_epoch_seed(config.seed, epoch))
+        model.train()
+        t0 = time.perf_counter()
+        n, loss_sum, correct = 0, 0.0, 0
+        n_batches = len(train_loader) if config.max_batches is None else min(config.max_batches, len(train_loader))
+        bar = tqdm(train_loader, total=n_batches, desc=f"epoch {epoch}", leave=False, disable=not config.progress)
+        for step, (x, y) in enumerate(bar, start=1):
+            if step > n_batches:
+                break
+            state.step = step
+            x, y = encode(x.to(device), config.T, bundle.temporal), y.to(device)
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+                outputs = model(x)
+                loss = loss_fn(outputs.float(), y)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise NonFiniteLossError(
+                    f"loss is {loss_value} at epoch {epoch}, step {step} (lr={config.lr:g}); "
+                    + (f"the last good checkpoint is {ckpt_path} (epoch {epoch - 1})" if ckpt_path and epoch > 1
+                       else "no checkpoint was written yet")
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            state.outputs, state.loss = outputs, loss_value
+            for cb in callbacks:
+                cb.on_after_backward(state)
+            scaler.step(optimizer)
+            scaler.update()
+            for cb in callbacks:
+                cb.on_step_end(state)
+            n += len(y)
+            loss_sum += loss_value * len(y)
+            correct += int((outputs.detach().mean(0).argmax(-1) == y).sum())
+            bar.set_postfix(loss=f"{loss_sum / n:.3f}", acc=f"{correct / n:.3f}")
+        bar.close()
+        train_time = time.perf_counter() - t0
+        if scheduler is not None:
+            scheduler.step()
+        ev = evaluate(model, test_loader, config.T, bundle.temporal, device, loss_fn)
+        row = {
+            "epoch": epoch,
+            "train_loss": loss_sum / n,
+            "train_acc": correct / n,
+            "test_loss": ev["loss"],
+            "test_acc": ev["acc"],
+            "lr": optimizer.param_groups[0]["lr"],
+            "epoch_time_s": train_time,
+        }
+        for cb in callbacks:
+            cb.on_epoch_end(state)
+        row.update(state.log)
+        history.append(row)
+        epochs.set_postfix(test_acc=f"{ev['acc']:.3f}")
+        if out is not None:
+            _write_csv(out / "metrics.csv", list(history))
+            atomic_save(
+                {
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "scaler": scaler.state_dict(),
+                    "history": list(history),
+                    "config": config.to_dict(),
+                },
+                ckpt_path,
+            )
+        if stop_after is not None and epoch >= stop_after:
+            break
+    epochs.close()
+    if out is not None and history and history.last["epoch"] == config.epochs:
+        final = dict(history.last)
+        final["acc_per_step"] = evaluate(model, test_loader, config.T, bundle.temporal, device, loss_fn)[
+            "acc_per_step"
+        ]
+        final["train_time_s"] = sum(r["epoch_time_s"] for r in history)
+        _atomic_write_text(out / "results.json", json.dumps({"config": config.to_dict(), "final": final}, indent=2))
+    return history
