@@ -6,8 +6,8 @@ Modules: ``surrogate`` (spike functions), ``neurons`` (multi-step LIF/IF), ``lay
 """
 __version__ = "0.1.0"
 
-from . import layers, losses, models, neurons, surrogate  # noqa: E402
-# data and train are imported lazily until data.py lands
+from . import data, layers, losses, models, neurons, surrogate  # noqa: E402
+from .train import TrainConfig, fit, seed_everything  # noqa: E402
 
 __all__ = [
     "__version__",

@@ -97,23 +97,29 @@ class LIF(nn.Module):
 
         ``mem[t]`` is the membrane ``u[t]`` *before* the reset of step t, the value compared with ``v_th``.
         """
+        return self._run(x, keep_mem=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(x, keep_mem=self.record)[0]
+
+    def _run(self, x: torch.Tensor, keep_mem: bool):
         _check_inputs(x)
-        u = torch.zeros_like(x[0])
         spikes, mems = [], []
-        for t in range(x.shape[0]):
-            u = self.tau * u + x[t] if t else x[t]
+        # unbind (not x[t]): its backward is one stack, where indexing x[t] would allocate and fill a
+        # zero gradient of the full [T, B, ...] size for every step (measured: a third of a training step)
+        for t, x_t in enumerate(x.unbind(0)):
+            u = torch.add(x_t, u, alpha=self.tau) if t else x_t  # tau * u + x_t in one op
             s = self.surrogate(u - self.v_th)
             spikes.append(s)
-            mems.append(u)
+            if keep_mem:
+                mems.append(u)
             r = s.detach() if self.detach_reset else s
             u = u * (1.0 - r) if self.reset == "hard" else u - self.v_th * r
-        spk, mem = torch.stack(spikes), torch.stack(mems)
+        spk = torch.stack(spikes)
+        mem = torch.stack(mems) if keep_mem else None
         if self.record:
             self.last_mem = mem.detach()
         return spk, mem
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.simulate(x)[0]
 
 
 class IF(LIF):

@@ -73,7 +73,8 @@ class _SpikeFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         (x,) = ctx.saved_tensors
-        return grad_out * ctx.surrogate.grad(x, ctx.width).to(grad_out.dtype), None, None
+        g = ctx.surrogate.grad(x, ctx.width)  # a fresh tensor: safe to scale in place
+        return g.to(grad_out.dtype).mul_(grad_out), None, None
 
 
 def _check_width(width) -> float:
@@ -167,7 +168,7 @@ class Rectangle(Surrogate):
     compact = True
 
     def _grad(self, x, w):
-        return (x.abs() < w / 2).to(x.dtype) / w
+        return (x.abs() < w / 2).to(x.dtype).mul_(1.0 / w)
 
     def support(self, width=None):
         return (self._width if width is None else _check_width(width)) / 2
@@ -180,7 +181,8 @@ class Triangle(Surrogate):
     compact = True
 
     def _grad(self, x, w):
-        return (w - x.abs()).clamp(min=0) / (w * w)
+        # (w - |x|)+ / w^2, in place on one fresh tensor (this runs once per step in every backward)
+        return x.abs().neg_().add_(w).clamp_(min=0).mul_(1.0 / (w * w))
 
     def support(self, width=None):
         return self._width if width is None else _check_width(width)

@@ -1,0 +1,42 @@
+# snnlab: `make run` (the main job), `make test` (unit tests + every notebook), `make lab` (JupyterLab).
+# Each target first builds .venv from the pinned requirements.lock (once; redone when the lock changes).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.snnlab-installed
+export MPLBACKEND ?= Agg
+
+.PHONY: setup run test test-unit test-notebooks lab bench notebooks clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+run: setup           ## train on digits and dvs-digits, print the table, write results/
+	$(BIN)/snnlab reproduce --out results
+
+test: test-unit test-notebooks   ## everything CI runs
+
+test-unit: setup
+	$(BIN)/python -m pytest tests -q
+
+test-notebooks: setup   ## execute every notebook with SNNLAB_FAST=1 and check NBVAL_CHECK_OUTPUT cells
+	SNNLAB_FAST=1 $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=600 notebooks -q
+
+lab: setup
+	$(BIN)/jupyter lab notebooks
+
+bench: setup            ## speed benchmark (by hand; figures go in the README)
+	$(BIN)/python benchmarks/bench_step.py
+
+notebooks: setup        ## re-execute the notebooks at full size and save their outputs (commit them)
+	for nb in notebooks/*.ipynb; do \
+	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 $$nb || exit 1; \
+	done
+
+clean:
+	rm -rf runs results $(VENV)
