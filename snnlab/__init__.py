@@ -6,8 +6,16 @@ Modules: ``surrogate`` (spike functions), ``neurons`` (multi-step LIF/IF), ``lay
 """
 __version__ = "0.1.0"
 
+import os as _os
+
+
+def fast_mode() -> bool:
+    """True when the environment variable ``SNNLAB_FAST`` is set to 1 (CI runs notebooks this way)."""
+    return _os.environ.get("SNNLAB_FAST", "0").strip().lower() in ("1", "true", "yes")
+
+
 from . import data, layers, losses, models, neurons, surrogate  # noqa: E402
-from .train import TrainConfig, fit, seed_everything  # noqa: E402
+from .train import TrainConfig, fit, seed_everything, sweep  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -20,4 +28,6 @@ __all__ = [
     "TrainConfig",
     "fit",
     "seed_everything",
+    "sweep",
+    "fast_mode",
 ]

@@ -54,6 +54,7 @@ __all__ = [
     "NonFiniteLossError",
     "load_checkpoint",
     "atomic_save",
+    "sweep",
 ]
 
 OPTIMIZERS = ("adam", "sgd")
@@ -484,3 +485,32 @@ def fit(
         final["train_time_s"] = sum(r["epoch_time_s"] for r in history)
         _atomic_write_text(out / "results.json", json.dumps({"config": config.to_dict(), "final": final}, indent=2))
     return history
+
+
+def sweep(base: TrainConfig, grid: list[dict], *, bundle=None, progress: bool = True, **fit_kwargs):
+    """Train ``base`` once per dict of changes in ``grid``; return a ``pandas.DataFrame``, one row per run.
+
+    Each row holds the changed fields, the final ``test_acc``/``train_acc``/``test_loss`` and the summed
+    training time. The dataset is loaded once and shared when every run uses the same data.
+
+    Example::
+
+        grid = [dict(surrogate=s, width=w) for s in ("triangle", "atan") for w in (0.25, 1, 4)]
+        df = snnlab.sweep(TrainConfig(dataset="dvs-digits", epochs=3), grid)
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    rows = []
+    shared = bundle
+    for changes in tqdm(grid, desc="sweep", disable=not progress):
+        cfg = base.replace(**changes, progress=False)
+        data_key = (cfg.dataset, cfg.T if cfg.dataset in _data.TEMPORAL else None, cfg.data_seed)
+        if bundle is None:
+            if shared is None or shared_key != data_key:
+                shared, shared_key = load_data(cfg), data_key
+        hist = fit(cfg, bundle=shared, **fit_kwargs)
+        last = hist.last
+        rows.append({**changes, "test_acc": last["test_acc"], "train_acc": last["train_acc"],
+                     "test_loss": last["test_loss"], "train_time_s": sum(r["epoch_time_s"] for r in hist)})
+    return pd.DataFrame(rows)

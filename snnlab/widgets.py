@@ -66,7 +66,8 @@ def surrogate_explorer(shape: str = "triangle", width: float = 1.0, drive: float
         with out:
             out.clear_output(wait=True)
             fig, _ = surrogate_figure(**kw)
-            plt.show(fig)
+            display(fig)
+            plt.close(fig)
 
     ui = w.interactive_output(redraw, controls)
     box = w.VBox([w.HBox(list(controls.values())[:2]), w.HBox(list(controls.values())[2:]), out, ui])

@@ -1,0 +1,77 @@
+"""Command line: --help documents every option; bad values give one line and exit code 2."""
+import subprocess
+import sys
+
+import pytest
+
+from snnlab import cli
+from snnlab.train import TrainConfig
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "snnlab", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_help_documents_every_option():
+    out = run("train", "--help")
+    assert out.returncode == 0
+    for opt in ("--dataset", "--model", "--method", "--T", "--epochs", "--surrogate", "--width", "--lr",
+                "--batch-size", "--seed", "--device", "--out", "--resume", "--tau", "--v-th", "--reset",
+                "--detach-reset", "--neuron", "--amp", "--max-batches"):
+        assert opt in out.stdout, opt
+    assert "full width at half maximum" in out.stdout
+    assert run("reproduce", "--help").returncode == 0
+    top = run("--help")
+    assert "train" in top.stdout and "reproduce" in top.stdout
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["train", "--dataset", "mnist"], "argument --dataset: invalid choice: 'mnist'"),
+        (["train", "--T", "abc"], "argument --T: invalid int value: 'abc'"),
+        (["train", "--T", "0"], "T (number of time steps) must be a positive integer, got 0"),
+        (["train", "--width", "-1"], "width must be a finite number > 0, got -1.0"),
+        (["train", "--tau", "2"], "tau (LIF decay factor) must be in (0, 1], got 2.0"),
+        (["train", "--surrogate", "box"], "invalid choice: 'box'"),
+        (["train", "--device", "tpu"], "unknown device 'tpu'"),
+        (["train", "--detach-reset", "maybe"], "expected true or false, got 'maybe'"),
+        (["fly"], "invalid choice: 'fly'"),
+        ([], "required: COMMAND"),
+    ],
+)
+def test_bad_values_one_line_exit_2(args, match, tmp_path):
+    out = run(*args, "--out", str(tmp_path)) if args and args[0] == "train" else run(*args)
+    assert out.returncode == 2, out.stderr
+    err = out.stderr.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    assert match in err
+
+
+def test_train_end_to_end(tmp_path):
+    out = run("train", "--dataset", "digits", "--model", "mlp", "--T", "2", "--epochs", "2", "--max-batches", "2",
+              "--out", str(tmp_path / "r"), "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert "test acc" in out.stdout
+    assert TrainConfig.from_json(tmp_path / "r" / "config.json").epochs == 2
+    again = run("train", "--dataset", "digits", "--model", "mlp", "--T", "2", "--epochs", "3", "--max-batches", "2",
+                "--out", str(tmp_path / "r"), "--resume", "--no-progress")
+    assert again.returncode == 2 and "config differs in epochs" in again.stderr
+
+
+def test_parser_defaults_match_config():
+    args = cli.build_parser().parse_args(["train"])
+    d = TrainConfig()
+    for f in ("dataset", "model", "method", "T", "epochs", "batch_size", "lr", "surrogate", "width", "tau",
+              "v_th", "reset", "seed"):
+        assert getattr(args, f) == getattr(d, f), f
+
+
+def test_reproduce_fast(tmp_path):
+    out = run("reproduce", "--fast", "--out", str(tmp_path / "res"), "--no-progress")
+    assert out.returncode == 0, out.stderr
+    for f in ("results.csv", "results.md", "training_curves.png"):
+        assert (tmp_path / "res" / f).exists()
+    head = (tmp_path / "res" / "results.csv").read_text().splitlines()
+    assert head[0].startswith("dataset,method,T,epochs,test_acc,train_time_s")
+    assert {line.split(",")[0] for line in head[1:]} == {"digits", "dvs-digits"}

@@ -1,0 +1,194 @@
+"""Trainer: config validation, files, exact resume, repeatability, NaN handling, atomic checkpoints."""
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import snnlab
+from snnlab import train
+from snnlab.train import NonFiniteLossError, TrainConfig, fit
+
+
+def small(tmp_path=None, **kw):
+    base = dict(dataset="digits", model="mlp", T=2, epochs=3, batch_size=128, lr=5e-3, progress=False,
+                max_batches=4, out_dir=str(tmp_path) if tmp_path else None)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return snnlab.data.load("digits")
+
+
+def weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def same_weights(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fit_writes_files_and_learns(tmp_path, digits):
+    cfg = small(tmp_path, epochs=4, max_batches=None, model="tutorial", lr=1e-2)
+    hist = fit(cfg, bundle=digits)
+    assert [r["epoch"] for r in hist] == [1, 2, 3, 4]
+    assert hist.last["test_acc"] > 0.6  # 10 classes: chance is 0.1
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
+    for f in ("config.json", "metrics.csv", "checkpoint.pt", "results.json"):
+        assert (tmp_path / f).exists(), f
+    assert TrainConfig.from_json(tmp_path / "config.json") == cfg
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert lines[0].startswith("epoch,train_loss,train_acc,test_loss,test_acc") and len(lines) == 5
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["final"]["test_acc"] == pytest.approx(hist.last["test_acc"])
+    assert len(res["final"]["acc_per_step"]) == cfg.T
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_same_seed_repeats_exactly(digits):
+    h1, h2 = fit(small(), bundle=digits), fit(small(), bundle=digits)
+    assert list(h1) != [] and [r["train_loss"] for r in h1] == [r["train_loss"] for r in h2]
+    assert same_weights(h1.model.state_dict(), h2.model.state_dict())
+    h3 = fit(small(seed=1), bundle=digits)
+    assert not same_weights(h1.model.state_dict(), h3.model.state_dict())
+
+
+def test_resume_ends_with_same_weights_as_uninterrupted(tmp_path, digits):
+    full = fit(small(tmp_path / "full"), bundle=digits)
+    part = fit(small(tmp_path / "part"), bundle=digits, stop_after=1)
+    assert len(part) == 1 and not (tmp_path / "part" / "results.json").exists()
+    resumed = fit(small(tmp_path / "part", resume=True), bundle=digits)
+    assert [r["epoch"] for r in resumed] == [1, 2, 3]
+    assert same_weights(full.model.state_dict(), resumed.model.state_dict())
+    drop_time = lambda h: [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in h]  # noqa: E731
+    assert drop_time(full) == drop_time(resumed)
+    ck_full = train.load_checkpoint(tmp_path / "full" / "checkpoint.pt")
+    ck_res = train.load_checkpoint(tmp_path / "part" / "checkpoint.pt")
+    assert ck_full["optimizer"]["state"].keys() == ck_res["optimizer"]["state"].keys()
+    for k, st in ck_full["optimizer"]["state"].items():
+        assert torch.equal(st["exp_avg"], ck_res["optimizer"]["state"][k]["exp_avg"])
+
+
+def test_resume_refuses_a_different_config(tmp_path, digits):
+    fit(small(tmp_path), bundle=digits, stop_after=1)
+    with pytest.raises(ValueError, match=r"config differs in lr \(checkpoint 0.005, now 0.001\)"):
+        fit(small(tmp_path, resume=True, lr=1e-3), bundle=digits)
+
+
+class NaNAfter(nn.Module):
+    """Wraps a model and returns NaN outputs from the n-th training call on."""
+
+    def __init__(self, model, n):
+        super().__init__()
+        self.model, self.n, self.calls = model, n, 0
+
+    def forward(self, x):
+        out = self.model(x)
+        if self.training:
+            self.calls += 1
+            if self.calls >= self.n:
+                return out * float("nan")
+        return out
+
+
+def test_nan_loss_stops_with_epoch_step_and_value_and_keeps_checkpoint(tmp_path, digits):
+    cfg = small(tmp_path, max_batches=4)
+    model = NaNAfter(snnlab.models.SpikingMLP((1, 8, 8), 10), n=6)  # epoch 2, step 2
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at epoch 2, step 2.*checkpoint.*epoch 1"):
+        fit(cfg, bundle=digits, model=model)
+    ck = train.load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ck["epoch"] == 1 and all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+
+
+def test_checkpoint_write_is_atomic(tmp_path, digits, monkeypatch):
+    fit(small(tmp_path), bundle=digits, stop_after=1)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    real_save = torch.save
+
+    def failing_save(obj, f, *a, **k):
+        real_save(obj, f, *a, **k)  # write most of it, then "crash"
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(OSError, match="simulated"):
+        fit(small(tmp_path, resume=True), bundle=digits)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("dataset", "mnist", r"dataset must be one of 'digits', 'dvs-digits'; got 'mnist'"),
+        ("model", "vgg", "model must be one of"),
+        ("method", "xyz", "method must be one of 'sdt'"),
+        ("T", 0, "T .*positive integer, got 0"),
+        ("epochs", -1, "epochs must be a positive integer, got -1"),
+        ("batch_size", 2.5, "batch_size must be a positive integer"),
+        ("lr", 0.0, "lr must be a finite number > 0, got 0.0"),
+        ("lr", float("nan"), "lr must be"),
+        ("width", -1.0, "width must be a finite number > 0"),
+        ("tau", 1.5, r"tau .* must be in \(0, 1\], got 1.5"),
+        ("surrogate", "box", "surrogate must be one of"),
+        ("reset", "zero", "reset must be one of 'hard', 'subtract'"),
+        ("optimizer", "rmsprop", "optimizer must be one of 'adam', 'sgd'"),
+        ("device", "tpu", "unknown device 'tpu'"),
+    ],
+)
+def test_config_validation(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**{field: value}).validate()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
+def test_cuda_requested_without_cuda():
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        TrainConfig(device="cuda").validate()
+    assert train.resolve_device("auto").type == "cpu"
+
+
+def test_config_json_round_trip_and_unknown_fields(tmp_path):
+    cfg = TrainConfig(dataset="dvs-digits", T=6, width=0.5, extra={"note": "x"})
+    cfg.to_json(tmp_path / "c.json")
+    assert TrainConfig.from_json(tmp_path / "c.json") == cfg
+    with pytest.raises(ValueError, match=r"unknown config field\(s\) \['colour'\]"):
+        TrainConfig.from_dict({"colour": "red"})
+
+
+def test_evaluate_per_step_accuracy(digits):
+    hist = fit(small(epochs=1), bundle=digits)
+    _, test_loader = digits.loaders(256)
+    ev = train.evaluate(hist.model, test_loader, T=3, temporal=False)
+    assert len(ev["acc_per_step"]) == 3 and 0 <= ev["acc"] <= 1
+
+
+def test_encode():
+    x = torch.rand(4, 1, 8, 8)
+    assert train.encode(x, 3, temporal=False).shape == (3, 4, 1, 8, 8)
+    ev = torch.rand(4, 5, 2, 6, 6)
+    assert torch.equal(train.encode(ev, 5, temporal=True)[2], ev[:, 2])
+
+
+def test_callbacks_see_every_step_and_log(digits):
+    class Count(train.Callback):
+        def __init__(self):
+            self.steps = 0
+
+        def on_after_backward(self, state):
+            assert all(p.grad is not None for p in state.model.parameters())
+            self.steps += 1
+
+        def on_epoch_end(self, state):
+            state.log["steps_seen"] = self.steps
+
+    cb = Count()
+    hist = fit(small(epochs=2, max_batches=3), bundle=digits, callbacks=[cb])
+    assert cb.steps == 6 and [r["steps_seen"] for r in hist] == [3, 6]
+
+
+def test_sweep_returns_one_row_per_config(digits):
+    df = snnlab.sweep(small(epochs=1, max_batches=2), [dict(width=0.5), dict(width=2.0)], bundle=digits,
+                      progress=False)
+    assert list(df["width"]) == [0.5, 2.0] and {"test_acc", "train_time_s"} <= set(df.columns)
