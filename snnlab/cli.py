@@ -45,7 +45,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", default=d.dataset, choices=data.DATASETS, help="embedded dataset (default: %(default)s)")
     g.add_argument("--model", default=d.model, choices=tuple(models.MODELS), help="architecture (default: %(default)s)")
     g.add_argument("--method", default=d.method, choices=tuple(losses.LOSSES),
-                   help="training method / loss: sdt = CE of the time-averaged output (default: %(default)s)")
+                   help="training method / loss: sdt = CE of the time-averaged output, tet = CE at every step "
+                        "+ lamb * MSE(O(t), phi) (default: %(default)s)")
+    g.add_argument("--lamb", type=float, default=d.lamb, help="TET: weight of the MSE term in [0, 1] (default: %(default)s)")
+    g.add_argument("--phi", type=float, default=d.phi, help="TET: target of the MSE term (default: %(default)s)")
     g.add_argument("--T", type=int, default=d.T, help="time steps; for dvs-digits the number of frames (default: %(default)s)")
     g.add_argument("--data-seed", type=int, default=d.data_seed, help="seed of the event-camera simulation (default: %(default)s)")
     g = p.add_argument_group("neuron and surrogate")

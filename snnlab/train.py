@@ -92,7 +92,9 @@ class TrainConfig:
 
     dataset: str = "digits"  #: "digits" or "dvs-digits" (see snnlab.data.DATASETS)
     model: str = "tutorial"  #: see snnlab.models.MODELS
-    method: str = "sdt"  #: the loss: see snnlab.losses.LOSSES
+    method: str = "sdt"  #: the loss: see snnlab.losses.LOSSES ("sdt" or "tet")
+    lamb: float = 0.001  #: TET's MSE weight lambda (used by method="tet"; paper: 0.05 CIFAR, 0.001 DVS)
+    phi: float = 1.0  #: TET's MSE target phi (= V_th)
     T: int = 4  #: time steps (for event data: number of frames)
     epochs: int = 10
     batch_size: int = 64
@@ -146,6 +148,8 @@ class TrainConfig:
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < lo or (v == lo and not lo_ok):
                 rel = ">=" if lo_ok else ">"
                 raise ValueError(f"{name} must be a finite number {rel} {lo:g}, got {v!r}")
+        if not isinstance(self.lamb, (int, float)) or not 0 <= self.lamb <= 1:
+            raise ValueError(f"lamb (TET's MSE weight) must be in [0, 1], got {self.lamb!r}")
         if not isinstance(self.tau, (int, float)) or not 0 < self.tau <= 1:
             raise ValueError(f"tau (LIF decay factor) must be in (0, 1], got {self.tau!r}")
         resolve_device(self.device)
@@ -293,6 +297,14 @@ def load_data(config: TrainConfig):
     return _data.load(config.dataset)
 
 
+def loss_from_config(config: TrainConfig):
+    """The training loss of a config: ``sdt_loss`` or ``tet_loss`` with the config's ``lamb`` and ``phi``."""
+    fn = _losses.get(config.method)
+    if config.method == "tet":
+        return partial(fn, lamb=config.lamb, phi=config.phi)
+    return fn
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, T: int, temporal: bool, device=None, loss_fn=_losses.sdt_loss) -> dict:
     """Loss and accuracy (prediction = argmax of ``mean_t O(t)``) of ``model`` over ``loader``.
@@ -357,7 +369,7 @@ def fit(
     if model is None:
         model = build_from_config(config, bundle)
     model = model.to(device)
-    loss_fn = _losses.get(config.method)
+    loss_fn = loss_from_config(config)
     if config.optimizer == "adam":
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     else:
