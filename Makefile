@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.snnlab-installed
-export MPLBACKEND ?= Agg
 
 .PHONY: setup run test test-unit test-notebooks lab bench notebooks clean
 
@@ -22,10 +21,10 @@ run: setup           ## train on digits and dvs-digits, print the table, write r
 test: test-unit test-notebooks   ## everything CI runs
 
 test-unit: setup
-	$(BIN)/python -m pytest tests -q
+	MPLBACKEND=Agg $(BIN)/python -m pytest tests -q
 
 test-notebooks: setup   ## execute every notebook with SNNLAB_FAST=1 and check NBVAL_CHECK_OUTPUT cells
-	SNNLAB_FAST=1 $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=600 notebooks -q
+	SNNLAB_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=600 notebooks -q
 
 lab: setup
 	$(BIN)/jupyter lab notebooks

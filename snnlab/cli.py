@@ -49,7 +49,14 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                         "+ lamb * MSE(O(t), phi) (default: %(default)s)")
     g.add_argument("--lamb", type=float, default=d.lamb, help="TET: weight of the MSE term in [0, 1] (default: %(default)s)")
     g.add_argument("--phi", type=float, default=d.phi, help="TET: target of the MSE term (default: %(default)s)")
-    g.add_argument("--T", type=int, default=d.T, help="time steps; for dvs-digits the number of frames (default: %(default)s)")
+    g.add_argument("--T", type=int, default=None,
+                   help=f"time steps; for dvs-digits the number of frames (default: {d.T}, or the first T of --T-schedule)")
+    g.add_argument("--T-schedule", default=None, metavar="T:EPOCHS,...",
+                   help="temporal inheritable training (TET): e.g. 2:30,6:5 trains T=2 for 30 epochs then T=6 for 5, "
+                        "carrying weights and optimizer state; sets --epochs to the total")
+    g.add_argument("--eval-T", default=None, metavar="T,T,...",
+                   help="after training, test accuracy at each of these T without fine-tuning (temporal "
+                        "scalability), e.g. 1,2,4,6,8; saved in results.json")
     g.add_argument("--data-seed", type=int, default=d.data_seed, help="seed of the event-camera simulation (default: %(default)s)")
     g = p.add_argument_group("neuron and surrogate")
     g.add_argument("--neuron", default=d.neuron, choices=models.NEURONS, help="spiking neuron (default: %(default)s)")
@@ -63,7 +70,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--width", type=float, default=d.width,
                    help="surrogate width = full width at half maximum of its derivative, > 0 (default: %(default)s)")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=d.epochs, help="(default: %(default)s)")
+    g.add_argument("--epochs", type=int, default=None, help=f"(default: {d.epochs}, or the total of --T-schedule)")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help="(default: %(default)s)")
     g.add_argument("--lr", type=float, default=d.lr, help="learning rate (default: %(default)s)")
     g.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS, help="(default: %(default)s)")
@@ -98,21 +105,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _train(args) -> int:
-    from .train import TrainConfig, fit
+def config_from_args(args):
+    """The ``TrainConfig`` that ``snnlab train`` arguments describe (validated)."""
+    from .train import TrainConfig, parse_T_list, parse_T_schedule
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    kw = {k: v for k, v in vars(args).items() if k in fields}
+    kw = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    if args.T_schedule is not None:
+        phases = parse_T_schedule(args.T_schedule)
+        kw.setdefault("T", phases[0][0])
+        kw.setdefault("epochs", sum(e for _, e in phases))
+    if args.eval_T is not None:
+        kw["eval_T"] = parse_T_list(args.eval_T)
     cfg = TrainConfig(**kw, progress=not args.no_progress)
     cfg.out_dir = args.out or f"runs/{cfg.dataset}-{cfg.model}-{cfg.method}-T{cfg.T}-s{cfg.seed}"
     cfg.resume = args.resume
-    cfg.validate()
+    return cfg.validate()
+
+
+def _train(args) -> int:
+    from .train import fit
+
+    cfg = config_from_args(args)
     hist = fit(cfg)
     last = hist.last
     print(
         f"epoch {last['epoch']}: train acc {last['train_acc']:.4f}, test acc {last['test_acc']:.4f}, "
-        f"test loss {last['test_loss']:.4f}; outputs in {cfg.out_dir}"
+        f"test loss {last['test_loss']:.4f}; cost {last['T_epochs']} T-weighted epochs; outputs in {cfg.out_dir}"
     )
+    if cfg.eval_T:
+        import json
+        from pathlib import Path
+
+        final = json.loads((Path(cfg.out_dir) / "results.json").read_text())["final"]
+        print("test accuracy by T: " + ", ".join(f"T={t}: {a:.4f}" for t, a in final["acc_by_T"].items()))
     return 0
 
 

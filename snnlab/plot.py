@@ -19,6 +19,7 @@ __all__ = [
     "neuron_gradient",
     "training_curves",
     "accuracy_vs",
+    "lines",
     "event_frames",
 ]
 
@@ -76,7 +77,8 @@ def raster(spk, ax=None, title: str | None = None, max_neurons: int = 200, color
     return fig, ax
 
 
-def membrane(mem, spk=None, v_th: float = 1.0, inputs=None, ax=None, label="u[t] (before reset)", title=None):
+def membrane(mem, spk=None, v_th: float = 1.0, inputs=None, ax=None, label="u[t] (before reset)", title=None,
+             legend: str | None = "best"):
     """Membrane trace ``mem[t]`` of one neuron, the threshold, spikes as vertical marks, optional input."""
     mem = _np(mem).reshape(-1)
     fig, ax = _fig_ax(ax)
@@ -91,7 +93,8 @@ def membrane(mem, spk=None, v_th: float = 1.0, inputs=None, ax=None, label="u[t]
         ax.plot([], [], color=COLORS[1], alpha=0.5, lw=2, label="spike")
     ax.set_xlabel("time step t")
     ax.set_ylabel("membrane potential")
-    ax.legend(loc="upper right", fontsize=8)
+    if legend:
+        ax.legend(loc=legend, fontsize=8)
     if title:
         ax.set_title(title)
     return fig, ax
@@ -102,7 +105,7 @@ def surrogates(names: Sequence[str] | None = None, width: float = 1.0, x_range: 
     Right: the surrogate derivatives ``g(x)`` at ``width``, all of unit area and the same FWHM."""
     from . import surrogate as S
 
-    names = list(names or S.SURROGATES)
+    names = list(names or S.FAMILY)
     x = torch.linspace(-x_range, x_range, 1201, dtype=torch.float64)
     if axes is None:
         fig, axes = _fig_ax(None, figsize=(10, 3.4), ncols=2)
@@ -167,21 +170,27 @@ def training_curves(histories: Mapping[str, Sequence[Mapping]], metrics=("train_
     return fig, axes
 
 
-def accuracy_vs(x, groups: Mapping[str, Sequence], xlabel: str, ylabel: str = "test accuracy", logx=False, ax=None,
-                errors: Mapping[str, Sequence] | None = None):
+def lines(x, groups: Mapping[str, Sequence], xlabel: str, ylabel: str, logx=False, ax=None,
+          errors: Mapping[str, Sequence] | None = None, marker="o", ms=4):
     """One line per group: ``groups[name][i]`` against ``x[i]`` (optional error bars)."""
     fig, ax = _fig_ax(ax)
     for name, ys in groups.items():
         if errors and name in errors:
-            ax.errorbar(x, ys, yerr=errors[name], marker="o", ms=4, capsize=3, label=name)
+            ax.errorbar(x, ys, yerr=errors[name], marker=marker, ms=ms, capsize=3, label=name)
         else:
-            ax.plot(x, ys, "o-", ms=4, label=name)
+            ax.plot(x, ys, marker=marker, ms=ms, label=name)
     if logx:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     return fig, ax
+
+
+def accuracy_vs(x, groups: Mapping[str, Sequence], xlabel: str, ylabel: str = "test accuracy", logx=False, ax=None,
+                errors: Mapping[str, Sequence] | None = None):
+    """Accuracy (or any metric) against ``x``, one line per group: ``lines`` with an accuracy label."""
+    return lines(x, groups, xlabel, ylabel, logx=logx, ax=ax, errors=errors)
 
 
 def event_frames(frames, label=None, axes=None, max_frames: int = 8):

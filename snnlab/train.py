@@ -55,6 +55,9 @@ __all__ = [
     "load_checkpoint",
     "atomic_save",
     "sweep",
+    "parse_T_schedule",
+    "T_at_epoch",
+    "temporal_scalability",
 ]
 
 OPTIMIZERS = ("adam", "sgd")
@@ -96,6 +99,8 @@ class TrainConfig:
     lamb: float = 0.001  #: TET's MSE weight lambda (used by method="tet"; paper: 0.05 CIFAR, 0.001 DVS)
     phi: float = 1.0  #: TET's MSE target phi (= V_th)
     T: int = 4  #: time steps (for event data: number of frames)
+    T_schedule: str | None = None  #: temporal inheritable training, e.g. "2:30,6:5" (T=2 for 30 epochs, then T=6 for 5)
+    eval_T: list | None = None  #: after training, test accuracy at each of these T (temporal scalability)
     epochs: int = 10
     batch_size: int = 64
     lr: float = 1e-3
@@ -136,6 +141,20 @@ class TrainConfig:
         choice("reset", RESETS)
         choice("surrogate", tuple(_surrogate.SURROGATES))
         check_T(self.T)
+        if self.T_schedule is not None:
+            phases = parse_T_schedule(self.T_schedule)
+            total = sum(e for _, e in phases)
+            if self.epochs != total:
+                raise ValueError(
+                    f"epochs ({self.epochs}) must equal the total of T_schedule {self.T_schedule!r} ({total})"
+                )
+            if self.T != phases[0][0]:
+                raise ValueError(f"T ({self.T}) must be the first T of T_schedule {self.T_schedule!r} ({phases[0][0]})")
+        if self.eval_T is not None:
+            if not isinstance(self.eval_T, (list, tuple)) or not self.eval_T:
+                raise ValueError(f"eval_T must be a non-empty list of positive integers, got {self.eval_T!r}")
+            for t in self.eval_T:
+                check_T(t)
         for name in ("epochs", "batch_size"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -297,6 +316,70 @@ def load_data(config: TrainConfig):
     return _data.load(config.dataset)
 
 
+def parse_T_schedule(spec: str) -> list[tuple[int, int]]:
+    """``"2:30,6:5"`` -> ``[(2, 30), (6, 5)]``: T=2 for 30 epochs, then T=6 for 5 (TET's TIT).
+
+    Raises ValueError naming the bad part.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"T_schedule must look like '2:30,6:5' (T:epochs,...), got {spec!r}")
+    phases = []
+    for part in spec.split(","):
+        try:
+            T, ep = (int(v) for v in part.strip().split(":"))
+        except ValueError:
+            raise ValueError(
+                f"bad T_schedule part {part.strip()!r} in {spec!r}: expected T:epochs with positive integers, "
+                "e.g. '2:30,6:5'"
+            ) from None
+        if T < 1 or ep < 1:
+            raise ValueError(f"bad T_schedule part {part.strip()!r} in {spec!r}: T and epochs must be >= 1")
+        phases.append((T, ep))
+    return phases
+
+
+def T_at_epoch(config: TrainConfig, epoch: int) -> int:
+    """The number of time steps used in (1-based) ``epoch``: ``config.T`` or the T_schedule's."""
+    if config.T_schedule is None:
+        return config.T
+    end = 0
+    for T, ep in parse_T_schedule(config.T_schedule):
+        end += ep
+        if epoch <= end:
+            return T
+    return T
+
+
+def parse_T_list(spec) -> list[int]:
+    """``"1,2,4"`` or ``[1, 2, 4]`` -> ``[1, 2, 4]``, each a positive integer."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out = []
+    for item in items:
+        try:
+            out.append(check_T(int(item) if isinstance(item, str) else item))
+        except ValueError:
+            raise ValueError(f"bad T {item!r} in {spec!r}: each T must be a positive integer") from None
+    return out
+
+
+def temporal_scalability(model: nn.Module, config: TrainConfig, Ts, device=None, bundle=None) -> dict[int, float]:
+    """Test accuracy of a trained model at every T' in ``Ts``, without fine-tuning (TET Sec. 5.3, Fig. 4A).
+
+    Static data is repeated T' times. Event data is re-simulated with T' frames (the same sub-steps binned
+    into T' frames, so each frame holds about T/T' times the events of a training frame).
+    """
+    Ts = parse_T_list(Ts)
+    out = {}
+    for T in Ts:
+        if bundle is not None and not bundle.temporal:
+            b = bundle
+        else:
+            b = load_data(config.replace(T=T))
+        _, test_loader = b.loaders(256)
+        out[T] = evaluate(model, test_loader, T, b.temporal, device)["acc"]
+    return out
+
+
 def loss_from_config(config: TrainConfig):
     """The training loss of a config: ``sdt_loss`` or ``tet_loss`` with the config's ``lamb`` and ``phi``."""
     fn = _losses.get(config.method)
@@ -365,7 +448,18 @@ def fit(
     ckpt_path = out / "checkpoint.pt" if out else None
 
     seed_everything(config.seed)
+    given_bundle = bundle
     bundle = bundle if bundle is not None else load_data(config)
+    bundles = {config.T: bundle}  # event data: one simulated dataset per T (TIT switches T)
+
+    def bundle_for(T):
+        if not bundle.temporal:
+            return bundle
+        if T not in bundles:
+            if given_bundle is not None:
+                raise ValueError(f"T changes to {T} but the given event bundle has T={bundle.T}; pass no bundle")
+            bundles[T] = load_data(config.replace(T=T))
+        return bundles[T]
     if model is None:
         model = build_from_config(config, bundle)
     model = model.to(device)
@@ -418,8 +512,10 @@ def fit(
                   initial=start_epoch - 1, total=config.epochs)
     for epoch in epochs:
         state.epoch, state.log = epoch, {}
+        T = T_at_epoch(config, epoch)
+        data = bundle_for(T)
         seed_everything(_epoch_seed(config.seed, epoch))
-        train_loader, test_loader = bundle.loaders(config.batch_size, shuffle_seed=_epoch_seed(config.seed, epoch))
+        train_loader, test_loader = data.loaders(config.batch_size, shuffle_seed=_epoch_seed(config.seed, epoch))
         model.train()
         t0 = time.perf_counter()
         n, loss_sum, correct = 0, 0.0, 0
@@ -429,7 +525,7 @@ def fit(
             if step > n_batches:
                 break
             state.step = step
-            x, y = encode(x.to(device), config.T, bundle.temporal), y.to(device)
+            x, y = encode(x.to(device), T, data.temporal), y.to(device)
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
                 outputs = model(x)
                 loss = loss_fn(outputs.float(), y)
@@ -457,9 +553,12 @@ def fit(
         train_time = time.perf_counter() - t0
         if scheduler is not None:
             scheduler.step()
-        ev = evaluate(model, test_loader, config.T, bundle.temporal, device, loss_fn)
+        ev = evaluate(model, test_loader, T, data.temporal, device, loss_fn)
         row = {
             "epoch": epoch,
+            "T": T,
+            # cost in T-weighted epochs (TIT): the sum of T over the epochs trained so far
+            "T_epochs": (history.last.get("T_epochs", 0) if history else 0) + T,
             "train_loss": loss_sum / n,
             "train_acc": correct / n,
             "test_loss": ev["loss"],
@@ -491,9 +590,9 @@ def fit(
     epochs.close()
     if out is not None and history and history.last["epoch"] == config.epochs:
         final = dict(history.last)
-        final["acc_per_step"] = evaluate(model, test_loader, config.T, bundle.temporal, device, loss_fn)[
-            "acc_per_step"
-        ]
+        final["acc_per_step"] = evaluate(model, test_loader, T, data.temporal, device, loss_fn)["acc_per_step"]
+        if config.eval_T:
+            final["acc_by_T"] = temporal_scalability(model, config, config.eval_T, device, given_bundle)
         final["train_time_s"] = sum(r["epoch_time_s"] for r in history)
         _atomic_write_text(out / "results.json", json.dumps({"config": config.to_dict(), "final": final}, indent=2))
     return history

@@ -55,7 +55,7 @@ def surrogate_explorer(shape: str = "triangle", width: float = 1.0, drive: float
     from IPython.display import display
 
     controls = {
-        "shape": w.Dropdown(options=list(_surrogate.SURROGATES), value=shape, description="shape"),
+        "shape": w.Dropdown(options=list(_surrogate.FAMILY), value=shape, description="shape"),
         "width": w.FloatLogSlider(value=width, base=10, min=-1.3, max=0.7, step=0.02, description="width"),
         "drive": w.FloatSlider(value=drive, min=0.1, max=1.5, step=0.05, description="drive"),
         "tau": w.FloatSlider(value=tau, min=0.05, max=1.0, step=0.05, description="tau"),

@@ -36,6 +36,10 @@ def test_help_documents_every_option():
         (["train", "--surrogate", "box"], "invalid choice: 'box'"),
         (["train", "--device", "tpu"], "unknown device 'tpu'"),
         (["train", "--detach-reset", "maybe"], "expected true or false, got 'maybe'"),
+        (["train", "--T-schedule", "2:30,x"], "bad T_schedule part 'x' in '2:30,x'"),
+        (["train", "--T-schedule", "2:30,6:5", "--epochs", "10"], "epochs (10) must equal the total of T_schedule"),
+        (["train", "--eval-T", "1,0"], "bad T '0' in '1,0'"),
+        (["train", "--lamb", "2"], "lamb (TET's MSE weight) must be in [0, 1], got 2.0"),
         (["fly"], "invalid choice: 'fly'"),
         ([], "required: COMMAND"),
     ],
@@ -60,11 +64,14 @@ def test_train_end_to_end(tmp_path):
 
 
 def test_parser_defaults_match_config():
-    args = cli.build_parser().parse_args(["train"])
-    d = TrainConfig()
-    for f in ("dataset", "model", "method", "T", "epochs", "batch_size", "lr", "surrogate", "width", "tau",
-              "v_th", "reset", "seed"):
-        assert getattr(args, f) == getattr(d, f), f
+    cfg = cli.config_from_args(cli.build_parser().parse_args(["train"]))
+    assert cfg.replace(out_dir=None) == TrainConfig()
+    assert cfg.out_dir == "runs/digits-tutorial-sdt-T4-s0"
+
+
+def test_T_schedule_sets_T_and_epochs():
+    cfg = cli.config_from_args(cli.build_parser().parse_args(["train", "--T-schedule", "2:3,6:1", "--eval-T", "1,2,8"]))
+    assert (cfg.T, cfg.epochs, cfg.T_schedule, cfg.eval_T) == (2, 4, "2:3,6:1", [1, 2, 8])
 
 
 def test_reproduce_fast(tmp_path):

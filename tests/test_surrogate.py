@@ -8,7 +8,7 @@ from snntorch import surrogate as snn_surrogate
 
 from snnlab import surrogate as S
 
-NAMES = list(S.SURROGATES)
+NAMES = list(S.FAMILY)
 
 
 def closed_form(name, x, w):
@@ -147,3 +147,31 @@ def test_deepcopy_keeps_width():
 
     sg = S.Sigmoid(0.3)
     assert copy.deepcopy(sg).width == 0.3
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_second_derivative_through_the_surrogate(name):
+    """create_graph=True backward stays differentiable: d/dx of the surrogate gradient is g'(x)."""
+    sg = S.get(name, 1.3)
+    x = (torch.rand(200, dtype=torch.float64) * 4 - 2).requires_grad_()
+    (g,) = torch.autograd.grad(sg(x).sum(), x, create_graph=True)
+    assert torch.allclose(g, sg.grad(x.detach()))
+    if name == "rectangle":  # piecewise constant: zero second derivative, and no graph to x
+        return
+    (gg,) = torch.autograd.grad(g.sum(), x)
+    eps = 1e-6
+    fd = (sg.grad(x.detach() + eps) - sg.grad(x.detach() - eps)) / (2 * eps)
+    keep = (x.detach().abs() - 1.3).abs() > 1e-3  # away from the triangle's kinks
+    keep &= x.detach().abs() > 1e-3
+    assert torch.allclose(gg[keep], fd[keep], atol=1e-5)
+
+
+def test_smooth_sigmoid_replaces_the_spike():
+    k = 10.0
+    sg = S.get("smooth-sigmoid", S.Sigmoid.width_from_k(k))
+    x = torch.linspace(-2, 2, 101, dtype=torch.float64, requires_grad=True)
+    y = sg(x)
+    assert torch.allclose(y, torch.sigmoid(k * x))  # forward is smooth, not a step
+    y.sum().backward()
+    assert torch.allclose(x.grad, sg.grad(x.detach()))  # the exact derivative
+    assert set(S.FAMILY) < set(S.SURROGATES)

@@ -40,7 +40,8 @@ def test_fit_writes_files_and_learns(tmp_path, digits):
         assert (tmp_path / f).exists(), f
     assert TrainConfig.from_json(tmp_path / "config.json") == cfg
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
-    assert lines[0].startswith("epoch,train_loss,train_acc,test_loss,test_acc") and len(lines) == 5
+    assert lines[0].startswith("epoch,T,T_epochs,train_loss,train_acc,test_loss,test_acc") and len(lines) == 5
+    assert [r["T_epochs"] for r in hist] == [2, 4, 6, 8]
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["final"]["test_acc"] == pytest.approx(hist.last["test_acc"])
     assert len(res["final"]["acc_per_step"]) == cfg.T
@@ -192,3 +193,45 @@ def test_sweep_returns_one_row_per_config(digits):
     df = snnlab.sweep(small(epochs=1, max_batches=2), [dict(width=0.5), dict(width=2.0)], bundle=digits,
                       progress=False)
     assert list(df["width"]) == [0.5, 2.0] and {"test_acc", "train_time_s"} <= set(df.columns)
+
+
+def test_T_schedule_switches_T_carries_state_and_counts_cost(tmp_path, digits):
+    cfg = small(tmp_path, T=2, T_schedule="2:2,4:1", epochs=3)
+    hist = fit(cfg, bundle=digits)
+    assert [r["T"] for r in hist] == [2, 2, 4] and [r["T_epochs"] for r in hist] == [2, 4, 8]
+    # the schedule is the same as running epochs 1-2 at T=2 and resuming at T=4 with the same optimizer state
+    part = fit(small(tmp_path / "p", T=2, T_schedule="2:2,4:1", epochs=3), bundle=digits, stop_after=2)
+    assert len(part) == 2
+    resumed = fit(small(tmp_path / "p", T=2, T_schedule="2:2,4:1", epochs=3, resume=True), bundle=digits)
+    assert same_weights(hist.model.state_dict(), resumed.model.state_dict())
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(T_schedule="2:2,4", epochs=3), "bad T_schedule part '4'"),
+        (dict(T_schedule="2:2,4:1", epochs=5), r"epochs \(5\) must equal the total of T_schedule '2:2,4:1' \(3\)"),
+        (dict(T_schedule="2:2,4:1", epochs=3, T=4), r"T \(4\) must be the first T"),
+        (dict(T_schedule="0:2", epochs=2), "T and epochs must be >= 1"),
+        (dict(eval_T=[1, -2]), "T .*positive integer"),
+    ],
+)
+def test_T_schedule_errors(kw, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kw).validate()
+
+
+def test_eval_T_scalability_in_results(tmp_path, digits):
+    cfg = small(tmp_path, epochs=1, eval_T=[1, 2, 4])
+    fit(cfg, bundle=digits)
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert list(res["final"]["acc_by_T"]) == ["1", "2", "4"]
+    assert res["final"]["acc_by_T"]["2"] == pytest.approx(res["final"]["test_acc"])
+
+
+def test_temporal_scalability_event_data_rebins(tmp_path, monkeypatch):
+    monkeypatch.setenv("SNNLAB_DATA", str(tmp_path))
+    cfg = small(dataset="dvs-digits", T=2, epochs=1, max_batches=1)
+    hist = fit(cfg)
+    acc = train.temporal_scalability(hist.model, cfg, [2, 3])
+    assert set(acc) == {2, 3} and all(0 <= a <= 1 for a in acc.values())
