@@ -202,3 +202,23 @@ def test_record_membrane():
     spk = lif(x)
     assert lif.last_mem.shape == x.shape and not lif.last_mem.requires_grad
     assert torch.equal(spk, (lif.last_mem >= 1.0).float())
+
+
+def test_tet_preset_matches_hand_unrolled_reference():
+    """make_neuron()'s defaults are TET's preset; spikes and gradients equal the paper's equations unrolled."""
+    from snnlab.models import make_neuron
+
+    n = make_neuron()
+    assert (n.tau, n.v_th, n.reset, n.detach_reset, type(n.surrogate).__name__, n.surrogate.width) == (
+        0.5, 1.0, "hard", False, "Triangle", 1.0)
+    torch.manual_seed(7)
+    x = (torch.randn(10, 4, 8, dtype=torch.float64) * 0.8 + 0.6).requires_grad_()
+    w = torch.randn(10, 4, 8, dtype=torch.float64)
+    spk = n(x)
+    (spk * w).sum().backward()
+    g = x.grad.clone()
+    x.grad = None
+    ref = unrolled_reference(x, 0.5, 1.0, "hard", False, 1.0)
+    (ref * w).sum().backward()
+    assert torch.equal(spk, ref) and spk.sum() > 0
+    assert torch.allclose(g, x.grad, rtol=1e-10, atol=1e-12)
