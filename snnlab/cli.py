@@ -69,6 +69,18 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="surrogate spike derivative (default: %(default)s)")
     g.add_argument("--width", type=float, default=d.width,
                    help="surrogate width = full width at half maximum of its derivative, > 0 (default: %(default)s)")
+    g.add_argument("--widths", default=None, metavar="W,W,...",
+                   help="per-spiking-layer surrogate widths in forward order, e.g. 1.0,0.5 (overrides --width)")
+    g = p.add_argument_group("chi-adaptive surrogate (a documented reconstruction, see snnlab/chi.py)")
+    g.add_argument("--chi-target", type=float, default=None,
+                   help="adapt each layer's width so that chi (share of non-zero weight gradients) tracks this "
+                        "target in (0, 1); off by default")
+    g.add_argument("--chi-every", type=int, default=d.chi_every, help="measure chi every K steps (default: %(default)s)")
+    g.add_argument("--chi-signal", default=d.chi_signal, choices=("neurons", "weights"),
+                   help="what the controller tracks: the share of neuron-steps inside the surrogate's effective "
+                        "domain, or the paper's share of non-zero weight gradients (default: %(default)s)")
+    g.add_argument("--chi-w-min", type=float, default=d.chi_w_min, help="smallest width (default: %(default)s)")
+    g.add_argument("--chi-w-max", type=float, default=d.chi_w_max, help="largest width (default: %(default)s)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=None, help=f"(default: {d.epochs}, or the total of --T-schedule)")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help="(default: %(default)s)")
@@ -117,6 +129,11 @@ def config_from_args(args):
         kw.setdefault("epochs", sum(e for _, e in phases))
     if args.eval_T is not None:
         kw["eval_T"] = parse_T_list(args.eval_T)
+    if args.widths is not None:
+        try:
+            kw["widths"] = [float(w) for w in args.widths.split(",")]
+        except ValueError:
+            raise ValueError(f"--widths must be comma-separated numbers, e.g. 1.0,0.5; got {args.widths!r}") from None
     cfg = TrainConfig(**kw, progress=not args.no_progress)
     cfg.out_dir = args.out or f"runs/{cfg.dataset}-{cfg.model}-{cfg.method}-T{cfg.T}-s{cfg.seed}"
     cfg.resume = args.resume

@@ -114,6 +114,12 @@ class TrainConfig:
     detach_reset: bool = False
     surrogate: str = "triangle"
     width: float = 1.0  #: surrogate FWHM (snnlab.surrogate)
+    widths: list | None = None  #: per-spiking-layer widths (forward order), overriding ``width``
+    chi_target: float | None = None  #: if set, a ChiController adapts each layer's width towards this chi
+    chi_every: int = 10  #: measure chi every K steps
+    chi_w_min: float = 0.05  #: the controller keeps widths in [chi_w_min, chi_w_max]
+    chi_w_max: float = 4.0
+    chi_signal: str = "neurons"  #: "neurons" (effective-domain share, default) or "weights" (the paper's chi)
     seed: int = 0  #: model init, shuffling
     data_seed: int = 0  #: event-camera simulation seed (dvs-digits)
     device: str = "auto"
@@ -167,6 +173,21 @@ class TrainConfig:
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < lo or (v == lo and not lo_ok):
                 rel = ">=" if lo_ok else ">"
                 raise ValueError(f"{name} must be a finite number {rel} {lo:g}, got {v!r}")
+        if self.widths is not None:
+            if not isinstance(self.widths, (list, tuple)) or not self.widths:
+                raise ValueError(f"widths must be a non-empty list of positive numbers, got {self.widths!r}")
+            for w in self.widths:
+                if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
+                    raise ValueError(f"every width must be a finite number > 0, got {w!r} in {self.widths!r}")
+        if self.chi_target is not None:
+            if not isinstance(self.chi_target, (int, float)) or not 0 < self.chi_target < 1:
+                raise ValueError(f"chi_target must be in (0, 1), got {self.chi_target!r}")
+            if isinstance(self.chi_every, bool) or not isinstance(self.chi_every, int) or self.chi_every < 1:
+                raise ValueError(f"chi_every must be a positive integer, got {self.chi_every!r}")
+            if not 0 < self.chi_w_min <= self.chi_w_max:
+                raise ValueError(
+                    f"need 0 < chi_w_min <= chi_w_max, got chi_w_min={self.chi_w_min!r}, chi_w_max={self.chi_w_max!r}"
+                )
         if not isinstance(self.lamb, (int, float)) or not 0 <= self.lamb <= 1:
             raise ValueError(f"lamb (TET's MSE weight) must be in [0, 1], got {self.lamb!r}")
         if not isinstance(self.tau, (int, float)) or not 0 < self.tau <= 1:
@@ -230,6 +251,12 @@ class Callback:
     def on_step_end(self, state) -> None: ...
 
     def on_epoch_end(self, state) -> None: ...
+
+    def state_dict(self) -> dict:
+        """What a checkpoint must keep for an exact resume (default: nothing)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None: ...
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -306,7 +333,12 @@ def build_from_config(config: TrainConfig, bundle) -> nn.Module:
         surrogate=config.surrogate,
         width=config.width,
     )
-    return build_model(config.model, bundle.input_shape, bundle.num_classes, neuron=neuron)
+    model = build_model(config.model, bundle.input_shape, bundle.num_classes, neuron=neuron)
+    if config.widths is not None:
+        from .chi import set_widths
+
+        set_widths(model, config.widths)
+    return model
 
 
 def load_data(config: TrainConfig):
@@ -477,8 +509,16 @@ def fit(
     )
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
+    callbacks = list(callbacks)
+    if config.chi_target is not None:
+        from .chi import ChiController
+
+        callbacks.append(ChiController(target=config.chi_target, every=config.chi_every,
+                                       w_min=config.chi_w_min, w_max=config.chi_w_max, signal=config.chi_signal))
     history = History(model=model, config=config)
+    history.callbacks = callbacks
     start_epoch = 1
+    resumed_callbacks = None
     if config.resume and ckpt_path is not None and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path, map_location=device)
         saved = TrainConfig.from_dict(ck["config"])
@@ -498,6 +538,7 @@ def fit(
         scaler.load_state_dict(ck["scaler"])
         history.extend(ck["history"])
         start_epoch = ck["epoch"] + 1
+        resumed_callbacks = ck.get("callbacks")
     if out is not None:
         config.to_json(out / "config.json")
 
@@ -505,6 +546,9 @@ def fit(
                    device=device)
     for cb in callbacks:
         cb.on_fit_start(state)
+    if resumed_callbacks is not None:
+        for cb, st in zip(callbacks, resumed_callbacks):
+            cb.load_state_dict(st)
 
     from tqdm.auto import tqdm
 
@@ -582,6 +626,7 @@ def fit(
                     "scaler": scaler.state_dict(),
                     "history": list(history),
                     "config": config.to_dict(),
+                    "callbacks": [cb.state_dict() for cb in callbacks],
                 },
                 ckpt_path,
             )

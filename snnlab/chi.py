@@ -1,0 +1,311 @@
+"""The indicator chi and a per-layer adaptive surrogate.
+
+**A documented reconstruction.** Only the abstract of "Efficient surrogate gradients for training spiking
+neural networks" (ICLR 2023 submission; ../shared/seeds) is available: no body text, no code. What it
+states, and what is kept exactly here:
+
+* chi = the proportion of parameters with non-zero gradients during backpropagation;
+* a sharp surrogate approximates the Dirac delta better but its effective domain (where the derivative is
+  non-zero) shrinks, so fewer parameters learn (chi falls); a chi-based pipeline adapts each layer's
+  surrogate to balance the two, at very low extra cost.
+
+Everything else -- the per-layer attribution, the tolerance for infinite-support surrogates, the control
+rule, its defaults -- is snnlab's reconstruction, chosen to be simple and inspectable.
+
+Definitions used here:
+
+* For a weight layer ``l`` (a ``Conv``/``Linear`` weight; biases and BatchNorm excluded),
+  ``chi_l = #{ i : |dL/dW_l[i]| > tol_l * max_i |dL/dW_l[i]| } / numel(W_l)``.
+  ``tol_l = 0`` (exact zeros) when the neuron after layer ``l`` has a compact-support surrogate
+  (rectangle, triangle) or when no neuron follows it (the readout: its zeros come from silent inputs);
+  otherwise ``tol_l = tol`` (default 1e-3), reported in the result.
+* The total chi is the parameter-weighted mean over layers.
+* Neuron-level view: the fraction of membrane values ``u[t]`` of a spiking layer that fall inside its
+  surrogate's effective domain ``|u - v_th| < r`` (``Surrogate.effective_domain``).
+
+The controller (``ChiController``) measures a chi signal every K steps and, by default, multiplies the
+width of each spiking layer by ``1/step`` when its chi is above the target (sharpen) and by ``step`` when it
+is below (widen), clamped to ``[w_min, w_max]``. Two signals:
+
+* ``signal="neurons"`` (default): the share of the layer's neuron-steps whose membrane lies in the
+  surrogate's effective domain -- the chi of ``dL/du``, the gradient entries that can be non-zero;
+* ``signal="weights"``: the paper's chi of the weight layer feeding the neuron.
+
+Why the default is not the weight chi: a convolution's weight is shared over positions, time steps and the
+batch, so one weight receives a non-zero gradient as soon as *any* of those thousands of terms does. On the
+tutorial model the weight chi of every conv layer is 1.0 for every width from 0.01 to 4 (notebook 02 shows
+it), so a controller driven by it can only ever sharpen. The neuron-level chi varies smoothly with width.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Callable
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from .neurons import LIF
+from .train import Callback, _atomic_write_text
+
+__all__ = [
+    "weight_layers",
+    "measure",
+    "ChiResult",
+    "recording",
+    "neuron_domain_fraction",
+    "ChiController",
+    "multiplicative_policy",
+    "fixed_schedule",
+    "set_widths",
+    "get_widths",
+]
+
+_WEIGHT_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module, LIF | None, str | None]]:
+    """``(layer_name, layer, neuron_after, neuron_name)`` for every conv/linear layer, in forward order.
+
+    ``neuron_after`` is the first spiking neuron that follows the layer in module order (the one whose
+    surrogate gates the layer's gradient); None for the readout.
+    """
+    mods = list(model.named_modules())
+    out = []
+    for i, (name, m) in enumerate(mods):
+        if isinstance(m, _WEIGHT_TYPES):
+            nxt = next(((n, mm) for n, mm in mods[i + 1:] if isinstance(mm, LIF) or isinstance(mm, _WEIGHT_TYPES)),
+                       (None, None))
+            neuron_name, neuron = nxt if isinstance(nxt[1], LIF) else (None, None)
+            out.append((name, m, neuron, neuron_name))
+    return out
+
+
+class ChiResult(dict):
+    """``{layer_name: chi}`` with ``.total`` (parameter-weighted), ``.tol`` and ``.numel`` per layer."""
+
+    def __init__(self, values: dict, total: float, tol: dict, numel: dict):
+        super().__init__(values)
+        self.total = total
+        self.tol = tol
+        self.numel = numel
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k!r}: {v:.3f}" for k, v in self.items())
+        return f"ChiResult({{{inner}}}, total={self.total:.3f}, tol={self.tol})"
+
+
+def _check_tol(tol) -> float:
+    if not isinstance(tol, (int, float)) or not 0 <= tol < 1 or math.isnan(tol):
+        raise ValueError(f"tol must be a relative tolerance in [0, 1), got {tol!r}")
+    return float(tol)
+
+
+@torch.no_grad()
+def measure(model: nn.Module, tol: float = 1e-3) -> ChiResult:
+    """chi per weight layer from the gradients left by the last backward pass (see the module docstring).
+
+    Raises ValueError if no weight has a gradient (call ``loss.backward()`` first).
+    """
+    tol = _check_tol(tol)
+    values, tols, numel = {}, {}, {}
+    for name, layer, neuron, _ in weight_layers(model):
+        g = layer.weight.grad
+        if g is None:
+            continue
+        t = tol if (neuron is not None and not neuron.surrogate.compact) else 0.0
+        a = g.abs()
+        m = a.max()
+        nz = (a > t * m).sum() if m > 0 else torch.zeros((), dtype=torch.long)
+        values[name] = float(nz) / g.numel()
+        tols[name] = t
+        numel[name] = g.numel()
+    if not values:
+        raise ValueError("no weight gradients found: call loss.backward() before chi.measure(model)")
+    total = sum(values[k] * numel[k] for k in values) / sum(numel.values())
+    return ChiResult(values, total, tols, numel)
+
+
+@contextmanager
+def recording(model: nn.Module):
+    """Within the block every LIF/IF neuron keeps its last membrane in ``neuron.last_mem``; cleared after."""
+    neurons = [m for m in model.modules() if isinstance(m, LIF)]
+    for n in neurons:
+        n.record = True
+    try:
+        yield neurons
+    finally:
+        for n in neurons:
+            n.record = False
+            n.last_mem = None
+
+
+def neuron_domain_fraction(model: nn.Module, rel_tol: float = 1e-3) -> dict[str, float]:
+    """Fraction of recorded membrane values inside each neuron's effective domain ``|u - v_th| < r``.
+
+    Use after a forward pass inside ``with chi.recording(model):``. ``r`` is the surrogate's support for
+    compact shapes, else where its derivative falls below ``rel_tol`` of its peak.
+    """
+    out = {}
+    for name, m in model.named_modules():
+        if isinstance(m, LIF):
+            if m.last_mem is None:
+                raise ValueError(f"neuron {name!r} has no recorded membrane: run a forward inside chi.recording(model)")
+            r = m.surrogate.effective_domain(rel_tol=rel_tol)
+            out[name] = float(((m.last_mem - m.v_th).abs() < r).float().mean())
+    return out
+
+
+def get_widths(model: nn.Module) -> dict[str, float]:
+    """``{neuron_name: surrogate width}`` for every spiking neuron, in forward order."""
+    return {n: m.surrogate.width for n, m in model.named_modules() if isinstance(m, LIF)}
+
+
+def set_widths(model: nn.Module, widths) -> None:
+    """Set per-neuron surrogate widths from a list (forward order) or a ``{neuron_name: width}`` dict."""
+    neurons = [(n, m) for n, m in model.named_modules() if isinstance(m, LIF)]
+    if isinstance(widths, dict):
+        names = {n for n, _ in neurons}
+        unknown = set(widths) - names
+        if unknown:
+            raise ValueError(f"unknown neuron(s) {sorted(unknown)}; the model's neurons are {[n for n, _ in neurons]}")
+        for n, m in neurons:
+            if n in widths:
+                m.surrogate.width = widths[n]
+        return
+    widths = list(widths)
+    if len(widths) != len(neurons):
+        raise ValueError(
+            f"got {len(widths)} widths for {len(neurons)} spiking layers ({[n for n, _ in neurons]})"
+        )
+    for (_, m), w in zip(neurons, widths):
+        m.surrogate.width = w
+
+
+Policy = Callable[[str, float, float, int], float]
+
+
+def multiplicative_policy(target: float, step: float = 1.1) -> Policy:
+    """The default reconstruction: sharpen (width / step) while chi > target, widen (width * step) below."""
+    if not 0 < target < 1:
+        raise ValueError(f"chi target must be in (0, 1), got {target!r}")
+    if not step > 1:
+        raise ValueError(f"step must be > 1, got {step!r}")
+
+    def policy(layer: str, chi: float, width: float, global_step: int) -> float:
+        return width / step if chi > target else width * step
+
+    policy.__name__ = f"multiplicative(target={target}, step={step})"
+    return policy
+
+
+def fixed_schedule(widths_at: Callable[[int], float]) -> Policy:
+    """A policy that ignores chi: ``width = widths_at(global_step)`` for every layer (an ablation)."""
+
+    def policy(layer, chi, width, global_step):
+        return widths_at(global_step)
+
+    policy.__name__ = "fixed_schedule"
+    return policy
+
+
+class ChiController(Callback):
+    """Measure chi every ``every`` steps and adapt each spiking layer's surrogate width.
+
+    Args:
+        target: the chi to hold (default policy), in (0, 1).
+        every: measure every K optimisation steps (K >= 1).
+        w_min, w_max: the width is clamped to this range.
+        step: the multiplicative step of the default policy.
+        policy: ``f(layer_name, chi, width, global_step) -> new width``; default ``multiplicative_policy``.
+        tol: relative tolerance for infinite-support surrogates (see ``measure``; also the ``rel_tol`` of
+            the effective domain for the neuron signal).
+        signal: ``"neurons"`` (default) or ``"weights"`` (the paper's chi); see the module docstring.
+
+    Logs one row per measurement and layer (``self.history``: step, layer, neuron, chi, width) and adds the
+    last ``chi/<layer>`` and ``width/<neuron>`` to the epoch's metrics; with an ``out_dir`` it also writes
+    ``chi.csv``. Its state (widths, step counter, history) is saved in checkpoints, so a resumed run
+    continues exactly. Not attached, it costs nothing.
+    """
+
+    def __init__(self, target: float = 0.5, every: int = 10, w_min: float = 0.05, w_max: float = 4.0,
+                 step: float = 1.1, policy: Policy | None = None, tol: float = 1e-3, signal: str = "neurons"):
+        if signal not in ("neurons", "weights"):
+            raise ValueError(f"signal must be 'neurons' or 'weights', got {signal!r}")
+        self.signal = signal
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every (chi measurement period in steps) must be a positive integer, got {every!r}")
+        if not 0 < w_min <= w_max:
+            raise ValueError(f"need 0 < w_min <= w_max, got w_min={w_min!r}, w_max={w_max!r}")
+        self.policy = policy or multiplicative_policy(target, step)
+        self.target, self.every, self.w_min, self.w_max, self.tol = target, every, w_min, w_max, _check_tol(tol)
+        self.global_step = 0
+        self.history: list[dict] = []
+        self._last: dict = {}
+
+    def on_fit_start(self, state) -> None:
+        self.model = state.model
+        self.layers = [(n, neuron, nn_name) for n, _, neuron, nn_name in weight_layers(state.model) if neuron is not None]
+        if not self.layers:
+            raise ValueError("ChiController found no weight layer followed by a spiking neuron in the model")
+        for _, neuron, _ in self.layers:
+            neuron.surrogate.width = min(max(neuron.surrogate.width, self.w_min), self.w_max)
+        self._record(self.global_step % self.every == 0)
+
+    def _record(self, on: bool) -> None:
+        # the neuron signal needs the membranes of the forward pass of a measurement step only
+        if self.signal == "neurons":
+            for _, neuron, _ in self.layers:
+                neuron.record = on
+                if not on:
+                    neuron.last_mem = None
+
+    def _neuron_chi(self) -> dict:
+        out = {}
+        for layer, neuron, _ in self.layers:
+            r = neuron.surrogate.effective_domain(rel_tol=self.tol)
+            out[layer] = float(((neuron.last_mem - neuron.v_th).abs() < r).float().mean())
+        return out
+
+    def on_step_end(self, state) -> None:
+        self._record(self.global_step % self.every == 0)  # is the next step a measurement step?
+
+    def on_after_backward(self, state) -> None:
+        self.global_step += 1
+        if (self.global_step - 1) % self.every:
+            return
+        weights = measure(state.model, self.tol)
+        chi = self._neuron_chi() if self.signal == "neurons" else weights
+        for layer, neuron, neuron_name in self.layers:
+            c, w = chi[layer], neuron.surrogate.width
+            new = min(max(float(self.policy(layer, c, w, self.global_step)), self.w_min), self.w_max)
+            neuron.surrogate.width = new
+            row = {"step": self.global_step, "epoch": state.epoch, "layer": layer, "neuron": neuron_name,
+                   "chi": c, "chi_weights": weights[layer], "width": w, "new_width": new}
+            self.history.append(row)
+            self._last[f"chi/{layer}"] = c
+            self._last[f"width/{neuron_name}"] = new
+        self._last["chi_weights/total"] = weights.total
+
+    def on_epoch_end(self, state) -> None:
+        state.log.update(self._last)
+        out = getattr(state.config, "out_dir", None)
+        if out and self.history:
+            from pathlib import Path
+
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, fieldnames=list(self.history[0]))
+            w.writeheader()
+            w.writerows(self.history)
+            _atomic_write_text(Path(out) / "chi.csv", buf.getvalue())
+
+    def state_dict(self) -> dict:
+        return {"global_step": self.global_step, "history": list(self.history), "last": dict(self._last),
+                "widths": [neuron.surrogate.width for _, neuron, _ in self.layers]}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.global_step, self.history, self._last = d["global_step"], list(d["history"]), dict(d["last"])
+        for (_, neuron, _), w in zip(self.layers, d["widths"]):
+            neuron.surrogate.width = w
