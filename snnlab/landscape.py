@@ -77,6 +77,7 @@ __all__ = [
     "landscape_figure",
     "landscape_explorer",
     "VIEWS",
+    "limit_threads",
 ]
 
 #: Views understood by ``landscape_figure`` / ``landscape_explorer``.
@@ -86,6 +87,34 @@ _NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.L
 
 Batches = Sequence[tuple[torch.Tensor, torch.Tensor]]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# speed
+
+
+class limit_threads:
+    """Context manager: run torch with ``n`` intra-op threads inside the block, restore the count after.
+
+    A landscape is hundreds of small forward passes. On a small CPU shared with other processes, torch's
+    OpenMP threads spin-wait for each other at every operation, and one descheduled thread stalls all the
+    others: measured on a busy 2-core machine, ``TutorialSNN`` forwards took 0.5 s with 2 threads and 7 ms
+    with 1 (environment variable ``OMP_WAIT_POLICY=PASSIVE`` also avoids most of it). Use
+    ``with landscape.limit_threads(1): ...`` there; on a dedicated machine torch's default is right.
+    """
+
+    def __init__(self, n: int | None = 1):
+        self.n = n
+
+    def __enter__(self):
+        self.old = torch.get_num_threads()
+        if self.n is not None:
+            torch.set_num_threads(int(self.n))
+        return self
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.old)
+        return False
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -112,7 +141,8 @@ def fixed_batches(bundle, T: int | None, n_batches: int = 2, batch_size: int = 1
         seed: which samples.
 
     Returns:
-        list of ``(x, y)`` with ``x`` ``[T, B, ...]`` float and ``y`` ``[B]`` int64.
+        list of ``(x, y)`` with ``x`` ``[T, B, ...]`` float and ``y`` ``[B]`` int64, on the CPU (the landscape
+        functions move them once to the model's device).
     """
     from .train import encode
 
@@ -264,6 +294,14 @@ class _Restore:
         return False
 
 
+def _on_model_device(model: nn.Module, batches: Batches) -> list:
+    """The batches moved (once) to the device of the model's parameters (a no-op when already there)."""
+    p = next(model.parameters(), None)
+    if p is None:
+        return list(batches)
+    return [(x.to(p.device), y.to(p.device)) for x, y in batches]
+
+
 def _evaluate(model: nn.Module, batches: Batches, loss_fns: Sequence[LossFn]) -> np.ndarray:
     """Batch-size-weighted mean of every loss over the batches, one forward per batch: ``[len(loss_fns)]``."""
     totals = np.zeros(len(loss_fns))
@@ -310,6 +348,7 @@ def _grid(model: nn.Module, batches: Batches, loss_fns: Sequence[LossFn], d1, d2
         if a_dir is None and b_dir is None:
             continue
         moving.append((p, a_dir.to(p) if a_dir is not None else None, b_dir.to(p) if b_dir is not None else None))
+    batches = _on_model_device(model, batches)
     Z = np.empty((len(loss_fns), len(betas), len(alphas)))
     with _Restore(model) as saved, torch.no_grad():
         model.eval()
@@ -334,7 +373,7 @@ def loss_at(model: nn.Module, batches: Batches, loss_fn: LossFn) -> float:
     mean of ``loss_fn(model(x), y)`` over ``batches`` (the value a surface has at ``(0, 0)``)."""
     with _Restore(model), torch.no_grad():
         model.eval()
-        return float(_evaluate(model, batches, [loss_fn])[0])
+        return float(_evaluate(model, _on_model_device(model, batches), [loss_fn])[0])
 
 
 def loss_surface_1d(model: nn.Module, batches: Batches, loss_fn: LossFn, direction: Mapping[str, torch.Tensor],
@@ -444,15 +483,14 @@ def hessian_vector_product(model: nn.Module, batches: Batches, loss_fn: LossFn, 
 
     ``L`` is the batch-size-weighted mean of ``loss_fn(model(x), y)`` over ``batches`` in eval mode (see
     ``top_hessian_eigenvalue``). ``vector`` is a list of tensors shaped like ``params`` (default params: as
-    ``landscape_parameters``). For an SNN this is the Jacobian of the *surrogate* gradient (see
-    ``top_hessian_eigenvalue``).
+    ``landscape_parameters``). For an SNN this is the *surrogate Hessian* (see ``top_hessian_eigenvalue``).
     """
     params = _resolve_params(model, params)
     vec = [torch.as_tensor(v).to(p) for v, p in zip(vector, params)]
     if len(vec) != len(params) or any(v.shape != p.shape for v, p in zip(vec, params)):
         raise ValueError("vector must be a list of tensors with the shapes of params")
     with _GradMode(model, params):
-        return _hvp(model, batches, loss_fn, params, vec)
+        return _hvp(model, _on_model_device(model, batches), loss_fn, params, vec)
 
 
 def top_hessian_eigenvalue(model: nn.Module, batches: Batches, loss_fn: LossFn, iters: int = 20,
@@ -475,11 +513,16 @@ def top_hessian_eigenvalue(model: nn.Module, batches: Batches, loss_fn: LossFn, 
       of the weights (in train mode the batch statistics would make it depend on the batch composition).
     * ``L`` is the batch-size-weighted mean over ``batches`` (the Hessian of the union's mean loss); products
       are accumulated batch by batch, so memory is that of one batch's double backward.
-    * SNNs: the spike ``H(u - v_th)`` is piecewise constant, so the true Hessian is zero almost everywhere.
-      What is computed is the Jacobian of the *surrogate* gradient: snnlab's neurons and surrogates are
-      plain autograd and support double backward (``create_graph=True``). This matrix need not be symmetric
-      (a surrogate gradient is not the gradient of any function); the Rayleigh quotient is then its dominant
-      eigenvalue as power iteration sees it, the quantity PyHessian-style sharpness studies of SNNs report.
+    * SNNs: the spike ``s = H(u - v_th)`` is piecewise constant, so the loss has no useful true Hessian in
+      the hidden weights. Double backward through snnlab's neurons (plain autograd, ``create_graph=True``
+      supported by the surrogates) computes the *surrogate Hessian*: the chain rule applied twice with the
+      spike's first and second derivatives replaced by the surrogate ``g(x)`` and its slope ``g'(x)``
+      (triangle: ``-sign(x) / gamma^2`` inside the support). Every use of a spike value is differentiated
+      that way, including the resets and the later membranes that depend on earlier spikes, so it is
+      symmetric (real eigenvalues; power iteration is well posed) -- but it is *not* the finite-difference
+      Jacobian of the surrogate gradient, which treats the forward spike values as constants (the two agree
+      for T = 1 and for smooth forwards such as ``SmoothSigmoid``; tests/test_landscape.py checks both
+      facts). This is what PyHessian-style sharpness measurements of SNNs report.
 
     Args:
         params: parameters to take the Hessian over: None (default) for ``landscape_parameters(model,
@@ -502,6 +545,7 @@ def top_hessian_eigenvalue(model: nn.Module, batches: Batches, loss_fn: LossFn, 
     norm = torch.sqrt(sum((t * t).sum() for t in v))
     v = [t / norm for t in v]
     history: list[float] = []
+    batches = _on_model_device(model, batches)
     with _GradMode(model, params):
         for _ in range(int(iters)):
             hv = _hvp(model, batches, loss_fn, params, v)
@@ -531,6 +575,7 @@ def plot_surface_1d(alphas, losses_by_label: Mapping[str, Sequence[float]], ax=N
                     xlabel: str = "alpha (filter-normalised step)", ylabel: str = "loss", logy: bool = False):
     """1-D loss curves ``f(a) = L(theta + a d)``, one line per label (e.g. SDT- vs TET-trained). ``(fig, ax)``."""
     plot = _plot()
+    new = ax is None
     fig, ax = plot._fig_ax(ax, figsize=(5, 3.4))
     alphas = np.asarray(alphas, dtype=float)
     for k, (label, ys) in enumerate(losses_by_label.items()):
@@ -544,6 +589,8 @@ def plot_surface_1d(alphas, losses_by_label: Mapping[str, Sequence[float]], ax=N
         ax.legend()
     if title:
         ax.set_title(title)
+    if new:
+        fig.tight_layout()
     return fig, ax
 
 
@@ -567,7 +614,8 @@ def plot_contour(alphas, betas, Z, ax=None, title: str | None = None, levels=20,
     ``(0, 0)`` is marked with a star. Returns ``(fig, ax)``.
     """
     plot = _plot()
-    fig, ax = plot._fig_ax(ax, figsize=(4.4, 3.8))
+    new = ax is None
+    fig, ax = plot._fig_ax(ax, figsize=(4.6, 3.8))
     Z = np.asarray(Z, dtype=float)
     lv = _levels(Z, levels, vmin, vmax)
     Zc = np.clip(Z, lv[0], lv[-1]) if filled else Z  # fill out-of-range values with the end colours
@@ -583,6 +631,8 @@ def plot_contour(alphas, betas, Z, ax=None, title: str | None = None, levels=20,
     ax.grid(False)
     if title:
         ax.set_title(title)
+    if new:
+        fig.tight_layout()
     return fig, ax
 
 
@@ -618,7 +668,8 @@ def plot_hessian_convergence(histories: Mapping[str, Sequence[float]], ax=None, 
     """Power-iteration convergence: the Rayleigh quotient ``lambda_k`` against iteration k, one line per label
     (``histories`` maps a label to the ``history`` of ``top_hessian_eigenvalue``). Returns ``(fig, ax)``."""
     plot = _plot()
-    fig, ax = plot._fig_ax(ax, figsize=(5, 3.2))
+    new = ax is None
+    fig, ax = plot._fig_ax(ax, figsize=(5, 3.4))
     for k, (label, hist) in enumerate(histories.items()):
         hist = np.asarray(hist, dtype=float)
         ax.plot(np.arange(1, len(hist) + 1), hist, marker="o", ms=3, color=plot.COLORS[k % len(plot.COLORS)],
@@ -628,6 +679,8 @@ def plot_hessian_convergence(histories: Mapping[str, Sequence[float]], ax=None, 
     if histories:
         ax.legend()
     ax.set_title(title or "top Hessian eigenvalue")
+    if new:
+        fig.tight_layout()
     return fig, ax
 
 
@@ -694,7 +747,7 @@ def plot_landscape_grid(result: dict, kind: str = "contour", levels=20, vmin=Non
     lo = float(allz.min()) if vmin is None else float(vmin)
     hi = float(allz.max()) if vmax is None else float(vmax)
     nr, nc = len(mnames), len(lnames)
-    fig = plt.figure(figsize=(4.2 * nc + (0.8 if kind == "contour" else 0), 3.8 * nr))
+    fig = plt.figure(figsize=(4.4 * nc + (0.9 if kind == "contour" else 0), 4.0 * nr), layout="constrained")
     axes = np.empty((nr, nc), dtype=object)
     for r, m in enumerate(mnames):
         for c, l in enumerate(lnames):
@@ -713,8 +766,6 @@ def plot_landscape_grid(result: dict, kind: str = "contour", levels=20, vmin=Non
 
         sm = mpl.cm.ScalarMappable(norm=mpl.colors.Normalize(lo, hi), cmap=cmap)
         fig.colorbar(sm, ax=list(axes.ravel()), label="loss", shrink=0.8)
-    else:
-        fig.tight_layout()
     return fig, axes
 
 
