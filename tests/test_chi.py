@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 import snnlab
+from conftest import small_config
 from snnlab import chi, layers
 from snnlab.neurons import LIF
 from snnlab.surrogate import Gaussian, Triangle
@@ -126,15 +127,7 @@ def test_controller_bad_args(kw, match):
 
 
 def small(tmp_path=None, **kw):
-    base = dict(dataset="digits", model="tutorial", T=2, epochs=2, batch_size=128, lr=5e-3, progress=False,
-                max_batches=4, out_dir=str(tmp_path) if tmp_path else None)
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return snnlab.data.load("digits")
+    return small_config(tmp_path, **{"model": "tutorial", "epochs": 2, **kw})
 
 
 def test_controller_in_training_logs_and_moves_widths(tmp_path, digits):

@@ -6,20 +6,12 @@ import torch
 from torch import nn
 
 import snnlab
+from conftest import small_config
 from snnlab import train
 from snnlab.train import NonFiniteLossError, TrainConfig, fit
 
 
-def small(tmp_path=None, **kw):
-    base = dict(dataset="digits", model="mlp", T=2, epochs=3, batch_size=128, lr=5e-3, progress=False,
-                max_batches=4, out_dir=str(tmp_path) if tmp_path else None)
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return snnlab.data.load("digits")
+small = small_config
 
 
 def weights(model):
