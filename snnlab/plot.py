@@ -114,7 +114,9 @@ def surrogates(names: Sequence[str] | None = None, width: float = 1.0, x_range: 
     axes[0].plot(_np(x), _np(S.heaviside(x)), "k", lw=2, label="Heaviside H(x)")
     for name in names:
         g = S.get(name, width).grad(x)
-        integral = torch.cumulative_trapezoid(g, x, dim=0)
+        # the smooth step G(x) = integral of g from -inf: add the (symmetric) tail mass left of the plot
+        tail = (1.0 - torch.trapezoid(g, x)) / 2
+        integral = torch.cumulative_trapezoid(g, x, dim=0) + tail
         axes[0].plot(_np(x[1:]), _np(integral), label=name)
         axes[1].plot(_np(x), _np(g), label=name)
     axes[0].set_title("forward: H(x) and the smooth steps")

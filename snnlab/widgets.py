@@ -48,8 +48,12 @@ def surrogate_figure(shape: str = "triangle", width: float = 1.0, drive: float =
     return fig, [ax_g, *axes]
 
 
-def surrogate_explorer(shape: str = "triangle", width: float = 1.0, drive: float = 0.6, tau: float = 0.5):
-    """Sliders for the surrogate shape, width, input drive and leak; redraws ``surrogate_figure``."""
+def surrogate_explorer(shape: str = "triangle", width: float = 1.0, drive: float = 0.6, tau: float = 0.5,
+                       show: bool = True):
+    """Sliders for the surrogate shape, width, input drive and leak; redraws ``surrogate_figure``.
+
+    Displays the widget (``show=True``, returns None) or returns it undisplayed (``show=False``).
+    """
     import ipywidgets as w
     import matplotlib.pyplot as plt
     from IPython.display import display
@@ -71,5 +75,7 @@ def surrogate_explorer(shape: str = "triangle", width: float = 1.0, drive: float
 
     ui = w.interactive_output(redraw, controls)
     box = w.VBox([w.HBox(list(controls.values())[:2]), w.HBox(list(controls.values())[2:]), out, ui])
-    display(box)
+    if show:
+        display(box)
+        return None
     return box

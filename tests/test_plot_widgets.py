@@ -23,6 +23,9 @@ def test_raster_and_membrane():
 def test_surrogates_plot_has_one_curve_per_shape():
     fig, axes = plot.surrogates(["triangle", "atan"], width=0.5)
     assert len(axes[1].lines) == 2
+    for line in axes[0].lines[1:]:  # the smooth steps pass through 1/2 at 0 (integrated from -inf)
+        x, y = line.get_xdata(), line.get_ydata()
+        assert abs(np.interp(0.0, x, y) - 0.5) < 1e-3
     plt.close("all")
 
 
@@ -41,7 +44,7 @@ def test_surrogate_figure_static_twin():
 
 
 def test_surrogate_explorer_builds_widgets():
-    box = widgets.surrogate_explorer("atan", 1.0)
+    box = widgets.surrogate_explorer("atan", 1.0, show=False)
     assert box.children and "Dropdown" in type(box.children[0].children[0]).__name__
     plt.close("all")
 

@@ -1,0 +1,344 @@
+"""DSR: Differentiation on Spike Representation (Meng et al., CVPR 2022).
+
+No back-propagation through time and no surrogate: a spiking layer is simulated forward without an autograd
+graph, and its gradient is taken through a differentiable *mapping* from the layer's input representation
+(the average input) to its output representation (the firing rate). Multi-step modules on time-first tensors
+``[T, B, ...] -> [T, B, ...]``, stateless between calls, like ``snnlab.neurons``.
+
+IF neuron (paper Sec. 4.1; official code ``cifar/modules/neuron.py::IFFunction``)::
+
+    u[t] = u[t-1] + x[t]                          integrate, u[0] = 0
+    s[t] = v_th * H(u[t] - alpha * v_th)          fire at alpha * v_th; the spike carries amplitude v_th
+    u[t] <- u[t] - s[t]                           reset by subtraction of v_th
+
+    r = (1/T) sum_t s[t]  ~=  clamp(xbar, 0, v_th),    xbar = (1/T) sum_t x[t]      (the mapping)
+
+The subtractive reset keeps every spike's charge: ``sum_t s[t] = sum_t x[t] - u[T]`` with ``u[T]`` in
+``[(alpha-1) v_th, alpha v_th)`` (for inputs in ``[0, v_th]``), so ``|r - xbar| <= max(alpha, 1-alpha) v_th / T``:
+alpha = 1 floors the spike count, alpha = 0.5 rounds it and halves the representation error (paper Sec. 4.3).
+
+LIF neuron (paper Sec. 4.2; official code ``LIFFunction``), discretised with step ``dt`` and time constant
+``tau``, ``beta = exp(-dt / tau)``::
+
+    u[t] = beta * u[t-1] + (1 - beta) * x[t]
+    s[t] = v_th * H(u[t] - alpha * v_th),   u[t] <- u[t] - s[t]
+    output o[t] = s[t] / dt                       (a spike of amplitude v_th / dt)
+
+    weighted rate  r = sum_i w_i o_i / sum_i w_i,   w_i = beta^(T-i), i = 1..T   (recent steps weigh more)
+    r ~= clamp(xhat / tau, 0, v_th / dt),           xhat = sum_i w_i x_i / sum_i w_i
+
+(Exactly, ``r = (1-beta)/dt * xhat - u[T] / (dt sum_i w_i)``: the slope is ``(1-beta)/dt ~= 1/tau`` for
+``dt << tau``, and the quantisation error no longer shrinks once T exceeds the window ``~tau/dt`` steps.)
+
+Backward (both neurons): ``grad_output`` is ``dL/ds[t]`` (IF) or ``dL/do[t]`` (LIF), shape ``[T, B, ...]``.
+As in the official code (and SpikingJelly 2.0's ``DSRIFNode``/``DSRLIFNode``), the output gradient is
+collapsed into one gradient of the representation and spread evenly over the steps:
+
+* IF: ``g = T * mean_t dL/ds[t] = sum_t dL/ds[t]`` (= dL/dr when L depends on the spikes through r);
+  ``dL/dx[t] = (1/T) * g * 1[0 <= xbar <= v_th]`` for every t (dr/dxbar = 1 inside the clamp, dxbar/dx[t] = 1/T);
+  ``dL/dv_th = sum_(B,...) g * 1[xbar > v_th]`` (dr/dv_th = 1 where the clamp saturates). No extra factor of
+  v_th: the spikes already carry the amplitude v_th, so r is in units of the input.
+* LIF: ``g = T * sum_i w_i dL/do_i / sum_i w_i`` (the code's ``weight_rate_spikes(grad_output) * T``);
+  ``dL/dx[t] = (1/T) * (g / tau) * 1[0 < xhat < tau * v_th / dt]`` for every t (the code spreads the gradient
+  uniformly over t, not by ``w_t``); threshold gradient, where the clamp saturates (``xhat > tau * v_th / dt``):
+
+  - ``threshold_grad="code"`` (default): ``dL/dv_th = dt * sum g * 1[...]``, the official code's choice, made
+    on purpose: the exact gradient drives the thresholds to 0 (github.com/qymeng94/DSR issue #2).
+  - ``threshold_grad="paper"``: ``dL/dv_th = (1/dt) * sum g * 1[...]``, the paper's Eq. 14, the exact
+    derivative of ``clamp(xhat / tau, 0, v_th / dt)`` with respect to v_th.
+
+  For a loss that depends on the outputs only through r, the exact chain rule would give
+  ``dL/dx[t] = dL/dr * w_t / (tau * sum_i w_i)``; the code's uniform spreading differs by the factor
+  ``T * sum_i w_i^2 / (sum_i w_i)^2`` in total (1.08 at T = 20, dt = 0.05, tau = 1) and in its distribution
+  over t. We follow the code (and SpikingJelly), the version that produced the paper's numbers.
+
+  The official code has two versions of the saturation mask: ``xhat > v_th / dt`` in one commit,
+  ``xhat > v_th / dt * tau`` in another (and in SpikingJelly); we use the latter, consistent with the mapping.
+  Both agree at DSR's tau = 1.
+
+Trainable threshold (official code): one scalar ``nn.Parameter`` per layer, clamped in place (under no_grad)
+to ``v_th_lower_bound`` before every forward, so it is never below the bound when used.
+
+Memory: the backward needs only the two masks above (booleans of shape ``[B, ...]``, T times smaller than
+the input) -- no per-step state is kept, so the autograd graph does not grow with T through the neurons.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["DSRIF", "DSRLIF", "firing_rate", "rate_weights", "THRESHOLD_GRADS"]
+
+THRESHOLD_GRADS = ("code", "paper")
+
+
+# --------------------------------------------------------------------------------------------- checks
+def _number(name: str, value, allowed: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number {allowed}, got {value!r}")
+    return float(value)
+
+
+def _check_alpha(alpha) -> float:
+    alpha = _number("alpha", alpha, "in (0, 1]")
+    if not 0.0 < alpha <= 1.0:
+        raise ValueError(f"alpha (fire at alpha * v_th) must be in (0, 1], got {alpha!r}")
+    return alpha
+
+
+def _check_v_th(v_th, bound) -> tuple[float, float]:
+    bound = _number("v_th_lower_bound", bound, "> 0")
+    if not bound > 0:
+        raise ValueError(f"v_th_lower_bound must be > 0, got {bound!r}")
+    v_th = _number("v_th", v_th, f">= v_th_lower_bound = {bound:g}")
+    if not v_th > 0:
+        raise ValueError(f"v_th must be > 0, got {v_th!r}")
+    if v_th < bound:
+        raise ValueError(f"v_th must be >= v_th_lower_bound = {bound:g}, got v_th={v_th!r}")
+    return v_th, bound
+
+
+def _positive(name: str, value) -> float:
+    value = _number(name, value, "> 0")
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return value
+
+
+def _check_seq(x, what: str = "input") -> None:
+    if not torch.is_tensor(x):
+        raise TypeError(f"expected a tensor of shape [T, B, ...], got {type(x).__name__}")
+    if x.dim() < 2 or x.shape[0] < 1:
+        raise ValueError(
+            f"{what} must be a time-first tensor [T, B, ...] with at least 2 dimensions and T >= 1, "
+            f"got shape {tuple(x.shape)}"
+        )
+    if not x.is_floating_point():
+        raise ValueError(f"{what} must be a floating-point tensor, got dtype {x.dtype}")
+
+
+# --------------------------------------------------------------------------------------------- rates
+def _weighted_mean(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``sum_i w_i x_i / sum_i w_i`` over dim 0 (an explicit sum, not a matmul: autocast leaves it alone)."""
+    return (w.view(-1, *([1] * (x.dim() - 1))) * x).sum(0) / w.sum()
+
+
+def rate_weights(T: int, beta: float, dtype=torch.float32, device=None) -> torch.Tensor:
+    """The weights ``w_i = beta^(T-i)``, i = 1..T, of the weighted firing rate (the last step weighs 1)."""
+    return torch.tensor([beta ** (T - i) for i in range(1, T + 1)], dtype=dtype, device=device)
+
+
+def firing_rate(spikes: torch.Tensor, weighted: bool = False, beta: float | None = None,
+                dt: float | None = None, tau: float = 1.0) -> torch.Tensor:
+    """Firing rate of a spike (or any) sequence, ``[T, B, ...] -> [B, ...]``.
+
+    * ``weighted=False``: the plain rate ``(1/T) sum_t s[t]`` (DSR's IF representation, Sec. 4.1).
+    * ``weighted=True``: ``sum_i w_i s_i / sum_i w_i`` with ``w_i = beta^(T-i)``, i = 1..T (DSR's LIF
+      representation, Sec. 4.2; the code's ``weight_rate_spikes``). Give ``beta`` directly, or ``dt`` (and
+      ``tau``, default 1.0 as in DSR) for ``beta = exp(-dt / tau)``.
+
+    The rate is in the units of ``spikes``: a DSR layer's outputs carry amplitude ``v_th`` (IF) or
+    ``v_th / dt`` (LIF), so its rate is comparable with its input.
+    """
+    _check_seq(spikes, "spikes")
+    if not weighted:
+        if beta is not None or dt is not None:
+            raise ValueError(f"beta/dt are only used with weighted=True, got beta={beta!r}, dt={dt!r}")
+        return spikes.mean(0)
+    if (beta is None) == (dt is None):
+        raise ValueError(f"the weighted rate needs exactly one of beta or dt, got beta={beta!r}, dt={dt!r}")
+    if beta is None:
+        beta = math.exp(-_positive("dt", dt) / _positive("tau", tau))
+    beta = _number("beta", beta, "in (0, 1]")
+    if not 0.0 < beta <= 1.0:
+        raise ValueError(f"beta must be in (0, 1], got {beta!r}")
+    w = rate_weights(spikes.shape[0], beta, spikes.dtype, spikes.device)
+    return _weighted_mean(w, spikes)
+
+
+# --------------------------------------------------------------------------------------------- autograd
+def _spread(g: torch.Tensor, T: int) -> torch.Tensor:
+    """``[B, ...] -> [T, B, ...]``: the same gradient at every step."""
+    return g.unsqueeze(0).expand(T, *g.shape).contiguous()
+
+
+class DSRIFFunction(torch.autograd.Function):
+    """``(x [T, B, ...], v_th 0-d, alpha float) -> spikes [T, B, ...]`` with DSR's IF backward (see module doc)."""
+
+    @staticmethod
+    def forward(ctx, x, v_th, alpha):
+        vth = v_th.detach().to(x.dtype)
+        fire_at = alpha * vth
+        u = torch.zeros_like(x[0])
+        out = torch.empty_like(x)
+        for t in range(x.shape[0]):
+            u = u + x[t]
+            s = (u >= fire_at).to(x.dtype) * vth
+            u = u - s
+            out[t] = s
+        xbar = x.mean(0)
+        inside = (xbar >= 0) & (xbar <= vth)  # the clamp's linear part: 1[0 <= xbar <= v_th]
+        above = xbar > vth  # saturated: 1[xbar > v_th]
+        ctx.save_for_backward(inside, above)
+        ctx.T, ctx.v_th_dtype = x.shape[0], v_th.dtype
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        inside, above = ctx.saved_tensors
+        T = ctx.T
+        g = grad_out.sum(0)  # T * mean_t dL/ds[t], as the code's rate_spikes(grad_output) * T
+        gx = _spread(g * inside / T, T) if ctx.needs_input_grad[0] else None
+        gv = (g * above).sum().to(ctx.v_th_dtype) if ctx.needs_input_grad[1] else None
+        return gx, gv, None
+
+
+class DSRLIFFunction(torch.autograd.Function):
+    """``(x, v_th, alpha, tau, dt, threshold_grad) -> s/dt`` with DSR's LIF backward (see module doc)."""
+
+    @staticmethod
+    def forward(ctx, x, v_th, alpha, tau, dt, threshold_grad):
+        T = x.shape[0]
+        beta = math.exp(-dt / tau)
+        vth = v_th.detach().to(x.dtype)
+        fire_at = alpha * vth
+        u = torch.zeros_like(x[0])
+        out = torch.empty_like(x)
+        for t in range(T):
+            u = beta * u + (1 - beta) * x[t]
+            s = (u >= fire_at).to(x.dtype) * vth
+            u = u - s
+            out[t] = s / dt
+        w = rate_weights(T, beta, x.dtype, x.device)
+        xhat = _weighted_mean(w, x)
+        sat = vth * tau / dt  # xhat / tau saturates at v_th / dt
+        inside = (xhat > 0) & (xhat < sat)  # strict on both sides, as the code
+        above = xhat > sat
+        ctx.save_for_backward(inside, above, w)
+        ctx.T, ctx.tau, ctx.dt, ctx.threshold_grad, ctx.v_th_dtype = T, tau, dt, threshold_grad, v_th.dtype
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        inside, above, w = ctx.saved_tensors
+        T, tau, dt = ctx.T, ctx.tau, ctx.dt
+        g = _weighted_mean(w.to(grad_out.dtype), grad_out) * T  # the code's weight_rate_spikes(grad_output) * T
+        gx = _spread(g * inside / (tau * T), T) if ctx.needs_input_grad[0] else None
+        gv = None
+        if ctx.needs_input_grad[1]:
+            s = (g * above).sum()
+            gv = (s / dt if ctx.threshold_grad == "code" else s / dt).to(ctx.v_th_dtype)
+        return gx, gv, None, None, None, None
+
+
+# --------------------------------------------------------------------------------------------- modules
+class _DSRNeuron(nn.Module):
+    def _init_threshold(self, v_th: float, bound: float, trainable: bool) -> None:
+        self.v_th_lower_bound = bound
+        self.trainable = bool(trainable)
+        t = torch.tensor(float(v_th))
+        if self.trainable:
+            self.v_th = nn.Parameter(t)
+        else:
+            self.register_buffer("v_th", t)
+
+    def clamp_threshold(self) -> None:
+        """Raise the threshold to its lower bound if it went below (in place, no autograd), as DSR's code."""
+        with torch.no_grad():
+            self.v_th.clamp_(min=self.v_th_lower_bound)
+
+    def _prepare(self, x):
+        _check_seq(x)
+        self.clamp_threshold()
+
+
+class DSRIF(_DSRNeuron):
+    """DSR integrate-and-fire layer ``[T, B, ...] -> [T, B, ...]`` (spikes of amplitude ``v_th``).
+
+    Forward: ``u += x[t]; s[t] = v_th * H(u - alpha * v_th); u -= s[t]`` (paper Sec. 4.1, Eq. 4-6; the code's
+    ``IFFunction``). Backward through ``r = mean_t s ~= clamp(mean_t x, 0, v_th)``: see the module docstring.
+
+    Args (defaults: the official code's IF settings for CIFAR, papers.md):
+        v_th: initial threshold (default 6.0), ``>= v_th_lower_bound``.
+        alpha: fire at ``alpha * v_th``, subtract ``v_th``; in (0, 1] (default 0.5: rounding, Sec. 4.3).
+        v_th_lower_bound: the threshold is clamped to at least this before every forward (default 0.01).
+        trainable: if True (default) ``v_th`` is a scalar ``nn.Parameter`` with DSR's threshold gradient;
+            else a buffer.
+    """
+
+    def __init__(self, v_th: float = 6.0, alpha: float = 0.5, v_th_lower_bound: float = 0.01, trainable: bool = True):
+        super().__init__()
+        v_th, bound = _check_v_th(v_th, v_th_lower_bound)
+        self.alpha = _check_alpha(alpha)
+        self._init_threshold(v_th, bound, trainable)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._prepare(x)
+        return DSRIFFunction.apply(x, self.v_th, self.alpha)
+
+    def rate(self, out: torch.Tensor) -> torch.Tensor:
+        """This layer's output representation: the plain rate ``mean_t s[t]``, ``[T, B, ...] -> [B, ...]``."""
+        return firing_rate(out)
+
+    def extra_repr(self) -> str:
+        return (f"v_th={float(self.v_th.detach()):g}, alpha={self.alpha:g}, v_th_lower_bound={self.v_th_lower_bound:g}, "
+                f"trainable={self.trainable}")
+
+
+class DSRLIF(_DSRNeuron):
+    """DSR leaky integrate-and-fire layer ``[T, B, ...] -> [T, B, ...]``, outputs ``s[t] / dt``.
+
+    Forward: ``u = beta*u + (1-beta)*x[t]`` with ``beta = exp(-dt/tau)``; ``s = v_th * H(u - alpha*v_th)``;
+    ``u -= s``; output ``s / dt`` (paper Sec. 4.2; the code's ``LIFFunction``). Backward through the weighted
+    rate mapping ``r ~= clamp(xhat / tau, 0, v_th / dt)``: see the module docstring.
+
+    Args (defaults: the official code's LIF settings for CIFAR, papers.md):
+        v_th: initial threshold (default 0.3), ``>= v_th_lower_bound``.
+        tau: membrane time constant > 0 (default 1.0). NB: a time constant, not snnlab.neurons' decay factor.
+        dt: discretisation step > 0 (default 0.05).
+        alpha: fire at ``alpha * v_th``; in (0, 1] (default 0.3).
+        v_th_lower_bound: clamp bound for the threshold (default 5e-4).
+        threshold_grad: ``"code"`` (default; ``dL/dv_th`` multiplied by dt, the official code) or ``"paper"``
+            (divided by dt, Eq. 14, the exact gradient of the mapping).
+        trainable: if True (default) ``v_th`` is a scalar ``nn.Parameter``; else a buffer.
+    """
+
+    def __init__(
+        self,
+        v_th: float = 0.3,
+        tau: float = 1.0,
+        dt: float = 0.05,
+        alpha: float = 0.3,
+        v_th_lower_bound: float = 5e-4,
+        threshold_grad: str = "code",
+        trainable: bool = True,
+    ):
+        super().__init__()
+        v_th, bound = _check_v_th(v_th, v_th_lower_bound)
+        self.tau = _positive("tau (membrane time constant)", tau)
+        self.dt = _positive("dt (time step)", dt)
+        self.alpha = _check_alpha(alpha)
+        if threshold_grad not in THRESHOLD_GRADS:
+            raise ValueError(f"threshold_grad must be one of {THRESHOLD_GRADS}, got {threshold_grad!r}")
+        self.threshold_grad = threshold_grad
+        self._init_threshold(v_th, bound, trainable)
+
+    @property
+    def beta(self) -> float:
+        """The per-step decay ``exp(-dt / tau)``."""
+        return math.exp(-self.dt / self.tau)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._prepare(x)
+        return DSRLIFFunction.apply(x, self.v_th, self.alpha, self.tau, self.dt, self.threshold_grad)
+
+    def rate(self, out: torch.Tensor) -> torch.Tensor:
+        """This layer's output representation: the weighted rate with ``w_i = beta^(T-i)``, ``[B, ...]``."""
+        return firing_rate(out, weighted=True, beta=self.beta)
+
+    def extra_repr(self) -> str:
+        return (f"v_th={float(self.v_th.detach()):g}, tau={self.tau:g}, dt={self.dt:g}, alpha={self.alpha:g}, "
+                f"v_th_lower_bound={self.v_th_lower_bound:g}, threshold_grad={self.threshold_grad!r}, "
+                f"trainable={self.trainable}")
