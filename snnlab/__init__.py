@@ -14,12 +14,14 @@ def fast_mode() -> bool:
     return _os.environ.get("SNNLAB_FAST", "0").strip().lower() in ("1", "true", "yes")
 
 
-from . import data, layers, losses, models, neurons, surrogate  # noqa: E402
+from . import data, dsr, dsr_models, layers, losses, models, neurons, surrogate  # noqa: E402
 from .train import TrainConfig, fit, seed_everything, sweep  # noqa: E402
 
 __all__ = [
     "__version__",
     "data",
+    "dsr",
+    "dsr_models",
     "layers",
     "losses",
     "models",

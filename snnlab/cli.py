@@ -46,7 +46,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default=d.model, choices=tuple(models.MODELS), help="architecture (default: %(default)s)")
     g.add_argument("--method", default=d.method, choices=tuple(losses.LOSSES),
                    help="training method / loss: sdt = CE of the time-averaged output, tet = CE at every step "
-                        "+ lamb * MSE(O(t), phi) (default: %(default)s)")
+                        "+ lamb * MSE(O(t), phi), dsr = differentiation on spike representation (rate CE, "
+                        "gradients through the firing-rate mapping; models tutorial|preact_resnet18|vgg11) "
+                        "(default: %(default)s)")
     g.add_argument("--lamb", type=float, default=d.lamb, help="TET: weight of the MSE term in [0, 1] (default: %(default)s)")
     g.add_argument("--phi", type=float, default=d.phi, help="TET: target of the MSE term (default: %(default)s)")
     g.add_argument("--T", type=int, default=None,
@@ -60,8 +62,18 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data-seed", type=int, default=d.data_seed, help="seed of the event-camera simulation (default: %(default)s)")
     g = p.add_argument_group("neuron and surrogate")
     g.add_argument("--neuron", default=d.neuron, choices=models.NEURONS, help="spiking neuron (default: %(default)s)")
-    g.add_argument("--tau", type=float, default=d.tau, help="LIF decay factor in (0, 1], u = tau*u + I (default: %(default)s)")
-    g.add_argument("--v-th", type=float, default=d.v_th, help="firing threshold > 0 (default: %(default)s)")
+    g.add_argument("--tau", type=float, default=None,
+                   help=f"LIF decay factor in (0, 1], u = tau*u + I (default: {d.tau}); with --method dsr the LIF "
+                        f"time constant > 0 (default: {d.dsr_tau})")
+    g.add_argument("--v-th", type=float, default=None,
+                   help=f"firing threshold > 0 (default: {d.v_th}); with --method dsr the initial trainable "
+                        "threshold (default: LIF 0.3, IF 6, as DSR's code)")
+    g.add_argument("--alpha", type=float, default=None,
+                   help="DSR: fire at alpha*v_th, subtract v_th; in (0, 1] (default: LIF 0.3, IF 0.5)")
+    g.add_argument("--dt", type=float, default=None, help=f"DSR LIF time step > 0 (default: {d.dsr_dt})")
+    g.add_argument("--dsr-threshold-grad", default=d.dsr_threshold_grad, choices=("code", "paper"),
+                   help="DSR LIF threshold gradient: 'code' multiplies by dt (official code), 'paper' divides "
+                        "by dt (Eq. 14) (default: %(default)s)")
     g.add_argument("--reset", default=d.reset, choices=RESETS, help="reset after a spike (default: %(default)s)")
     g.add_argument("--detach-reset", type=_bool, default=d.detach_reset, metavar="BOOL",
                    help="stop the gradient through the reset (default: %(default)s)")
@@ -123,6 +135,13 @@ def config_from_args(args):
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     kw = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    if args.method == "dsr":  # --tau/--v-th mean DSR's time constant and initial threshold
+        for opt, field in (("tau", "dsr_tau"), ("v_th", "dsr_v_th"), ("alpha", "dsr_alpha"), ("dt", "dsr_dt")):
+            if getattr(args, opt) is not None:
+                kw.pop(opt, None)
+                kw[field] = getattr(args, opt)
+    elif args.alpha is not None or args.dt is not None:
+        raise ValueError("--alpha and --dt apply to --method dsr only")
     if args.T_schedule is not None:
         phases = parse_T_schedule(args.T_schedule)
         kw.setdefault("T", phases[0][0])

@@ -1,11 +1,15 @@
-"""DSR: Differentiation on Spike Representation (Meng et al., CVPR 2022).
+"""DSR: Differentiation on Spike Representation (Meng et al., CVPR 2022; arXiv:2205.00459).
+
+Sources: the official code (github.com/qymeng94/DSR, ``cifar/modules/neuron.py``), SpikingJelly 2.0's
+``activation_based/neuron/dsr.py`` (which mirrors it), and snnlab's ``papers.md`` (Eq. 14 for the paper's
+threshold gradient). Section and equation numbers other than Eq. 14 were not re-checked against the paper.
 
 No back-propagation through time and no surrogate: a spiking layer is simulated forward without an autograd
 graph, and its gradient is taken through a differentiable *mapping* from the layer's input representation
 (the average input) to its output representation (the firing rate). Multi-step modules on time-first tensors
 ``[T, B, ...] -> [T, B, ...]``, stateless between calls, like ``snnlab.neurons``.
 
-IF neuron (paper Sec. 4.1; official code ``cifar/modules/neuron.py::IFFunction``)::
+IF neuron (the paper's IF derivation; official code ``cifar/modules/neuron.py::IFFunction``)::
 
     u[t] = u[t-1] + x[t]                          integrate, u[0] = 0
     s[t] = v_th * H(u[t] - alpha * v_th)          fire at alpha * v_th; the spike carries amplitude v_th
@@ -15,9 +19,10 @@ IF neuron (paper Sec. 4.1; official code ``cifar/modules/neuron.py::IFFunction``
 
 The subtractive reset keeps every spike's charge: ``sum_t s[t] = sum_t x[t] - u[T]`` with ``u[T]`` in
 ``[(alpha-1) v_th, alpha v_th)`` (for inputs in ``[0, v_th]``), so ``|r - xbar| <= max(alpha, 1-alpha) v_th / T``:
-alpha = 1 floors the spike count, alpha = 0.5 rounds it and halves the representation error (paper Sec. 4.3).
+alpha = 1 floors the spike count, alpha = 0.5 rounds it and halves the representation error (the paper's
+representation-error analysis and its new hyperparameter).
 
-LIF neuron (paper Sec. 4.2; official code ``LIFFunction``), discretised with step ``dt`` and time constant
+LIF neuron (the paper's LIF derivation; official code ``LIFFunction``), discretised with step ``dt`` and time constant
 ``tau``, ``beta = exp(-dt / tau)``::
 
     u[t] = beta * u[t-1] + (1 - beta) * x[t]
@@ -134,9 +139,9 @@ def firing_rate(spikes: torch.Tensor, weighted: bool = False, beta: float | None
                 dt: float | None = None, tau: float = 1.0) -> torch.Tensor:
     """Firing rate of a spike (or any) sequence, ``[T, B, ...] -> [B, ...]``.
 
-    * ``weighted=False``: the plain rate ``(1/T) sum_t s[t]`` (DSR's IF representation, Sec. 4.1).
+    * ``weighted=False``: the plain rate ``(1/T) sum_t s[t]`` (DSR's IF representation).
     * ``weighted=True``: ``sum_i w_i s_i / sum_i w_i`` with ``w_i = beta^(T-i)``, i = 1..T (DSR's LIF
-      representation, Sec. 4.2; the code's ``weight_rate_spikes``). Give ``beta`` directly, or ``dt`` (and
+      representation; the code's ``weight_rate_spikes``). Give ``beta`` directly, or ``dt`` (and
       ``tau``, default 1.0 as in DSR) for ``beta = exp(-dt / tau)``.
 
     The rate is in the units of ``spikes``: a DSR layer's outputs carry amplitude ``v_th`` (IF) or
@@ -229,7 +234,7 @@ class DSRLIFFunction(torch.autograd.Function):
         gv = None
         if ctx.needs_input_grad[1]:
             s = (g * above).sum()
-            gv = (s / dt if ctx.threshold_grad == "code" else s / dt).to(ctx.v_th_dtype)
+            gv = (s * dt if ctx.threshold_grad == "code" else s / dt).to(ctx.v_th_dtype)
         return gx, gv, None, None, None, None
 
 
@@ -257,12 +262,12 @@ class _DSRNeuron(nn.Module):
 class DSRIF(_DSRNeuron):
     """DSR integrate-and-fire layer ``[T, B, ...] -> [T, B, ...]`` (spikes of amplitude ``v_th``).
 
-    Forward: ``u += x[t]; s[t] = v_th * H(u - alpha * v_th); u -= s[t]`` (paper Sec. 4.1, Eq. 4-6; the code's
+    Forward: ``u += x[t]; s[t] = v_th * H(u - alpha * v_th); u -= s[t]`` (the paper's IF model; the code's
     ``IFFunction``). Backward through ``r = mean_t s ~= clamp(mean_t x, 0, v_th)``: see the module docstring.
 
     Args (defaults: the official code's IF settings for CIFAR, papers.md):
         v_th: initial threshold (default 6.0), ``>= v_th_lower_bound``.
-        alpha: fire at ``alpha * v_th``, subtract ``v_th``; in (0, 1] (default 0.5: rounding, Sec. 4.3).
+        alpha: fire at ``alpha * v_th``, subtract ``v_th``; in (0, 1] (default 0.5: rounding).
         v_th_lower_bound: the threshold is clamped to at least this before every forward (default 0.01).
         trainable: if True (default) ``v_th`` is a scalar ``nn.Parameter`` with DSR's threshold gradient;
             else a buffer.
@@ -283,15 +288,15 @@ class DSRIF(_DSRNeuron):
         return firing_rate(out)
 
     def extra_repr(self) -> str:
-        return (f"v_th={float(self.v_th.detach()):g}, alpha={self.alpha:g}, v_th_lower_bound={self.v_th_lower_bound:g}, "
-                f"trainable={self.trainable}")
+        return (f"v_th={float(self.v_th.detach()):g}, alpha={self.alpha:g}, "
+                f"v_th_lower_bound={self.v_th_lower_bound:g}, trainable={self.trainable}")
 
 
 class DSRLIF(_DSRNeuron):
     """DSR leaky integrate-and-fire layer ``[T, B, ...] -> [T, B, ...]``, outputs ``s[t] / dt``.
 
     Forward: ``u = beta*u + (1-beta)*x[t]`` with ``beta = exp(-dt/tau)``; ``s = v_th * H(u - alpha*v_th)``;
-    ``u -= s``; output ``s / dt`` (paper Sec. 4.2; the code's ``LIFFunction``). Backward through the weighted
+    ``u -= s``; output ``s / dt`` (the paper's LIF model; the code's ``LIFFunction``). Backward through the weighted
     rate mapping ``r ~= clamp(xhat / tau, 0, v_th / dt)``: see the module docstring.
 
     Args (defaults: the official code's LIF settings for CIFAR, papers.md):

@@ -72,7 +72,9 @@ def tet_loss(outputs: torch.Tensor, target: torch.Tensor, lamb: float = 0.0, phi
     return (1 - lamb) * ce + lamb * mse
 
 
-LOSSES = {"sdt": sdt_loss, "tet": tet_loss}
+# "dsr": DSR models output their last spiking layer's (weighted) firing rate as [1, B, C]; the loss is the
+# cross-entropy of that rate (Meng et al. 2022), which is sdt_loss on a one-step output.
+LOSSES = {"sdt": sdt_loss, "tet": tet_loss, "dsr": sdt_loss}
 
 
 def get(name: str):

@@ -120,6 +120,13 @@ class TrainConfig:
     chi_w_min: float = 0.05  #: the controller keeps widths in [chi_w_min, chi_w_max]
     chi_w_max: float = 4.0
     chi_signal: str = "neurons"  #: "neurons" (effective-domain share, default) or "weights" (the paper's chi)
+    # DSR (method="dsr"; neuron "lif" or "if"). None = the neuron's default from DSR's code.
+    dsr_v_th: float | None = None  #: initial trainable threshold (code: LIF 0.3, IF 6)
+    dsr_alpha: float | None = None  #: fire at alpha * v_th (code: LIF 0.3, IF 0.5)
+    dsr_tau: float = 1.0  #: LIF time constant (not TET's decay factor)
+    dsr_dt: float = 0.05  #: LIF time step; beta = exp(-dt / tau)
+    dsr_v_th_bound: float | None = None  #: lower bound of the threshold (code: LIF 5e-4, IF 0.01)
+    dsr_threshold_grad: str = "code"  #: "code" (times dt, default) or "paper" (Eq. 14, divided by dt)
     seed: int = 0  #: model init, shuffling
     data_seed: int = 0  #: event-camera simulation seed (dvs-digits)
     device: str = "auto"
@@ -139,7 +146,19 @@ class TrainConfig:
                 raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {v!r}")
 
         choice("dataset", _data.DATASETS)
-        choice("model", tuple(MODELS))
+        if self.method == "dsr":
+            from .dsr_models import DSR_MODELS
+
+            choice("model", tuple(DSR_MODELS))
+            choice("dsr_threshold_grad", ("code", "paper"))
+            if self.chi_target is not None or self.widths is not None:
+                raise ValueError("method 'dsr' has no surrogate: chi_target and widths do not apply")
+            for name in ("dsr_tau", "dsr_dt"):
+                v = getattr(self, name)
+                if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                    raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+        else:
+            choice("model", tuple(MODELS))
         choice("method", tuple(_losses.LOSSES))
         choice("optimizer", OPTIMIZERS)
         choice("scheduler", SCHEDULERS)
@@ -323,6 +342,14 @@ def encode(x: torch.Tensor, T: int, temporal: bool) -> torch.Tensor:
 
 
 def build_from_config(config: TrainConfig, bundle) -> nn.Module:
+    if config.method == "dsr":
+        from .dsr_models import build_dsr_model
+
+        kw = {"v_th": config.dsr_v_th, "alpha": config.dsr_alpha, "v_th_lower_bound": config.dsr_v_th_bound}
+        kw = {k: v for k, v in kw.items() if v is not None}
+        if config.neuron == "lif":
+            kw.update(tau=config.dsr_tau, dt=config.dsr_dt, threshold_grad=config.dsr_threshold_grad)
+        return build_dsr_model(config.model, bundle.input_shape, bundle.num_classes, neuron=config.neuron, **kw)
     neuron = partial(
         make_neuron,
         config.neuron,

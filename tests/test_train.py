@@ -227,3 +227,32 @@ def test_temporal_scalability_event_data_rebins(tmp_path, monkeypatch):
     hist = fit(cfg)
     acc = train.temporal_scalability(hist.model, cfg, [2, 3])
     assert set(acc) == {2, 3} and all(0 <= a <= 1 for a in acc.values())
+
+
+@pytest.mark.parametrize("neuron", ["lif", "if"])
+def test_dsr_method_trains_thresholds_and_resumes_exactly(tmp_path, digits, neuron):
+    from snnlab.dsr_models import thresholds
+
+    # low initial thresholds so that some inputs saturate the mapping: only those give a threshold gradient
+    kw = dict(method="dsr", model="tutorial", neuron=neuron, T=5, lr=1e-2, epochs=2, max_batches=3,
+              dsr_v_th=0.02 if neuron == "lif" else 0.3)
+    full = fit(small(tmp_path / "a", **kw), bundle=digits)
+    th = thresholds(full.model)
+    assert len(th) == 3 and all(v > 0 for v in th.values())
+    fresh = thresholds(snnlab.train.build_from_config(small(**kw), digits))
+    assert th != fresh  # the thresholds are trained
+    fit(small(tmp_path / "b", **kw), bundle=digits, stop_after=1)
+    res = fit(small(tmp_path / "b", resume=True, **kw), bundle=digits)
+    assert same_weights(full.model.state_dict(), res.model.state_dict())
+    assert len(json.loads((tmp_path / "a" / "results.json").read_text())["final"]["acc_per_step"]) == 1
+
+
+def test_dsr_config_errors():
+    with pytest.raises(ValueError, match="model must be one of 'tutorial', 'preact_resnet18', 'vgg11'; got 'mlp'"):
+        TrainConfig(method="dsr", model="mlp").validate()
+    with pytest.raises(ValueError, match="no surrogate"):
+        TrainConfig(method="dsr", chi_target=0.3).validate()
+    with pytest.raises(ValueError, match="dsr_dt must be a finite number > 0"):
+        TrainConfig(method="dsr", dsr_dt=0).validate()
+    with pytest.raises(ValueError, match="dsr_threshold_grad must be one of 'code', 'paper'"):
+        TrainConfig(method="dsr", dsr_threshold_grad="exact").validate()
