@@ -22,13 +22,11 @@ import statistics
 import subprocess
 import sys
 import time
-import weakref
 
 import torch
-from torch import nn
 
-from snnlab import losses, neurons
-from snnlab.dsr import DSRIF, DSRLIF
+from snnlab import losses
+from snnlab.memory import saved_tensor_bytes as saved_bytes
 from snnlab.dsr_models import DSRTutorialSNN
 from snnlab.models import TutorialSNN
 
@@ -38,7 +36,6 @@ MODELS = {
     "DSR LIF": lambda: DSRTutorialSNN(SHAPE, 10, neuron="lif"),
     "DSR IF": lambda: DSRTutorialSNN(SHAPE, 10, neuron="if"),
 }
-SPIKING = (neurons.LIF, DSRIF, DSRLIF)
 
 
 def batch(T: int, B: int):
@@ -46,52 +43,6 @@ def batch(T: int, B: int):
     x = (torch.rand(T, B, *SHAPE, generator=g) < 0.1).float()  # sparse event frames
     y = torch.randint(0, 10, (B,), generator=g)
     return x, y
-
-
-def saved_bytes(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
-    """(bytes of the distinct storages that one forward saves for backward, of which inside spiking neurons).
-
-    Parameters and buffers are left out (the same in every model: not activation memory). Tensors saved by a
-    branch of the graph that dies during the forward (e.g. the reset after a LIF's last step, which no output
-    uses) are freed by autograd; only the tensors still held when the forward returns are counted.
-    """
-    depth = [0]
-    records = []
-    weights = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
-
-    def pre(*_):
-        depth[0] += 1
-
-    def post(*_):
-        depth[0] -= 1
-
-    handles = []
-    for m in model.modules():
-        if isinstance(m, SPIKING):
-            handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
-
-    def pack(t):
-        records.append((weakref.ref(t), depth[0] > 0))
-        return t
-
-    try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            out = model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    seen: dict[int, tuple[int, bool]] = {}
-    for ref, inside in records:
-        t = ref()
-        if t is None:
-            continue
-        st = t.untyped_storage()
-        if st.data_ptr() not in weights:
-            seen.setdefault(st.data_ptr(), (st.nbytes(), inside))
-    del out
-    total = sum(n for n, _ in seen.values())
-    in_neurons = sum(n for n, inside in seen.values() if inside)
-    return total, in_neurons
 
 
 def make_step(model, x, y):

@@ -2,6 +2,8 @@
 
 Modules: ``surrogate`` (spike functions), ``neurons`` (multi-step LIF/IF), ``layers`` (time-merged layers),
 ``models``, ``losses``, ``data`` (embedded digits and simulated dvs-digits), ``train`` (``fit``),
+``chi`` (the indicator chi and the adaptive surrogate), ``landscape`` (loss surfaces, Hessian sharpness),
+``dsr`` and ``dsr_models`` (differentiation on spike representation), ``memory`` (saved-tensor bytes),
 ``plot`` and ``widgets`` (figures and explorers).
 """
 __version__ = "0.1.0"
@@ -14,7 +16,7 @@ def fast_mode() -> bool:
     return _os.environ.get("SNNLAB_FAST", "0").strip().lower() in ("1", "true", "yes")
 
 
-from . import data, dsr, dsr_models, layers, losses, models, neurons, surrogate  # noqa: E402
+from . import data, dsr, dsr_models, layers, losses, memory, models, neurons, surrogate  # noqa: E402
 from .train import TrainConfig, fit, seed_everything, sweep  # noqa: E402
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "dsr_models",
     "layers",
     "losses",
+    "memory",
     "models",
     "neurons",
     "surrogate",

@@ -28,7 +28,9 @@ width of each spiking layer by ``1/step`` when its chi is above the target (shar
 is below (widen), clamped to ``[w_min, w_max]``. Two signals:
 
 * ``signal="neurons"`` (default): the share of the layer's neuron-steps whose membrane lies in the
-  surrogate's effective domain -- the chi of ``dL/du``, the gradient entries that can be non-zero;
+  surrogate's effective domain -- where the surrogate spike derivative ``ds/du`` is non-zero (for
+  infinite-support shapes: above ``rel_tol`` of its peak), i.e. the neuron-steps through which a gradient
+  can pass from the spike back to the membrane;
 * ``signal="weights"``: the paper's chi of the weight layer feeding the neuron.
 
 Why the default is not the weight chi: a convolution's weight is shared over positions, time steps and the
@@ -38,15 +40,18 @@ it), so a controller driven by it can only ever sharpen. The neuron-level chi va
 """
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import math
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 
 import torch
 from torch import nn
 
+from .losses import sdt_loss
 from .neurons import LIF
 from .train import Callback, _atomic_write_text
 
@@ -61,6 +66,8 @@ __all__ = [
     "fixed_schedule",
     "set_widths",
     "get_widths",
+    "probe",
+    "controller_overhead",
 ]
 
 _WEIGHT_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -309,3 +316,81 @@ class ChiController(Callback):
         self.global_step, self.history, self._last = d["global_step"], list(d["history"]), dict(d["last"])
         for (_, neuron, _), w in zip(self.layers, d["widths"]):
             neuron.surrogate.width = w
+
+
+def probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, widths=None, loss_fn=sdt_loss,
+          tol: float = 1e-3) -> tuple[ChiResult, dict[str, float], nn.Module]:
+    """One backward pass of a *copy* of ``model`` on ``(x, y)``, optionally at other surrogate widths.
+
+    Returns ``(weight chi per layer, neuron-level chi per spiking layer, the copy)``; the copy keeps its
+    gradients so that histograms of ``dL/dW`` can be drawn. ``model`` itself is left untouched.
+    ``widths``: a list (one per spiking layer, forward order) or ``{neuron_name: width}``, as ``set_widths``.
+    """
+    m = copy.deepcopy(model).train()
+    if widths is not None:
+        set_widths(m, widths)
+    m.zero_grad(set_to_none=True)
+    with recording(m):
+        loss_fn(m(x), y).backward()
+        neuron_chi = neuron_domain_fraction(m)
+    return measure(m, tol), neuron_chi, m
+
+
+def controller_overhead(model: nn.Module, x: torch.Tensor, y: torch.Tensor, controllers: dict,
+                        steps_per_window: int = 10, windows: int = 5, lr: float = 1e-3,
+                        loss_fn=sdt_loss) -> dict[str, list[float]]:
+    """Time training steps of copies of ``model`` with each controller (``None``: no controller), interleaved.
+
+    ``controllers``: ``{label: ChiController | None}``. One step of each setting is run in turn (the order
+    rotates every round, so that no setting always follows the same one), after one warm-up step each.
+    Returns ``{label: [ms per step, one value per window of steps_per_window steps]}``: compare windows, not
+    single steps, on a shared machine. Used by notebook 02 and ``benchmarks/bench_chi.py``.
+    """
+    for name, value in (("steps_per_window", steps_per_window), ("windows", windows)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not controllers:
+        raise ValueError("controllers is empty: give {label: ChiController or None}")
+    runners = {}
+    for label, ctrl in controllers.items():
+        m = copy.deepcopy(model).train()
+        opt = torch.optim.Adam(m.parameters(), lr=lr)
+        state = _LoopState(m, opt)
+        hooks = [ctrl] if ctrl is not None else []
+        for cb in hooks:
+            cb.on_fit_start(state)
+        runners[label] = _timed_step(m, opt, state, hooks, x, y, loss_fn)
+    for run in runners.values():        # warm-up: first-call costs are not timed
+        run()
+    labels = list(runners)
+    secs = {k: [] for k in labels}
+    for r in range(steps_per_window * windows):
+        k0 = r % len(labels)
+        for k in labels[k0:] + labels[:k0]:
+            secs[k].append(runners[k]())
+    return {k: [1000 * sum(v[i * steps_per_window:(i + 1) * steps_per_window]) / steps_per_window
+                for i in range(windows)] for k, v in secs.items()}
+
+
+class _LoopState:
+    """The part of ``fit``'s loop state a callback reads, for timing steps outside ``fit``."""
+
+    def __init__(self, model, optimizer):
+        self.model, self.optimizer, self.epoch, self.step, self.log = model, optimizer, 1, 0, {}
+        self.config = None
+
+
+def _timed_step(m, opt, state, hooks, x, y, loss_fn):
+    def step() -> float:
+        t0 = time.perf_counter()
+        loss = loss_fn(m(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for cb in hooks:
+            cb.on_after_backward(state)
+        opt.step()
+        state.step += 1
+        for cb in hooks:
+            cb.on_step_end(state)
+        return time.perf_counter() - t0
+    return step

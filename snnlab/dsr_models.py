@@ -36,6 +36,7 @@ from torch import nn
 
 from .dsr import DSRIF, DSRLIF
 from .layers import ConvBNSpike, TimeMerged
+from .train import Callback
 
 __all__ = [
     "DSR_NEURONS", "make_dsr_neuron", "DSRTutorialSNN", "PreActBlock", "PreActResNet18", "VGG11",
@@ -268,6 +269,32 @@ def build_dsr_model(name: str, input_shape, num_classes: int, neuron="lif", **kw
 def thresholds(model: nn.Module) -> dict[str, float]:
     """``{module name: current v_th}`` of every DSR neuron in ``model`` (to watch the thresholds train)."""
     return {name: float(m.v_th.detach()) for name, m in model.named_modules() if isinstance(m, (DSRIF, DSRLIF))}
+
+
+class ThresholdLog(Callback):
+    """A ``fit`` callback that records ``thresholds(model)`` at the start and every ``every`` optimiser steps.
+
+    ``log.rows`` is a list of ``{module name: v_th}`` dicts, the first one being the initial thresholds.
+    """
+
+    def __init__(self, every: int = 5):
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+            raise ValueError(f"every must be a positive integer (steps), got {every!r}")
+        self.every, self.rows, self._steps = every, [], 0
+
+    def on_fit_start(self, state) -> None:
+        self.rows.append(thresholds(state.model))
+
+    def on_step_end(self, state) -> None:
+        self._steps += 1
+        if self._steps % self.every == 0:
+            self.rows.append(thresholds(state.model))
+
+    def state_dict(self) -> dict:
+        return {"every": self.every, "rows": self.rows, "steps": self._steps}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.every, self.rows, self._steps = d["every"], list(d["rows"]), d["steps"]
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -68,6 +68,8 @@ __all__ = [
     "loss_surface_2d",
     "hessian_vector_product",
     "top_hessian_eigenvalue",
+    "sharpness_table",
+    "grid_summary",
     "plot_surface_1d",
     "plot_contour",
     "plot_surface_3d",
@@ -562,6 +564,42 @@ def top_hessian_eigenvalue(model: nn.Module, batches: Batches, loss_fn: LossFn, 
 
 # ----------------------------------------------------------------------------------------------------------
 # plots
+
+
+def sharpness_table(models: Mapping[str, nn.Module], batches: Batches, losses: Mapping[str, LossFn],
+                    iters: int = 20, tol: float = 1e-3, seed: int = 0):
+    """``top_hessian_eigenvalue`` for every (minimum, loss) pair, timed.
+
+    Returns ``(table, histories)``: a pandas DataFrame indexed by ``(minimum, loss)`` with columns
+    ``lambda_max``, ``iterations`` and ``time_s``, and ``{"<minimum> minimum, <loss>": Rayleigh quotients}``
+    for ``plot_hessian_convergence``.
+    """
+    import time
+
+    import pandas as pd
+
+    if not models or not losses:
+        raise ValueError(f"need at least one model and one loss, got {len(models)} model(s), {len(losses)} loss(es)")
+    rows, hists = [], {}
+    for mname, model in models.items():
+        for lname, fn in losses.items():
+            t0 = time.perf_counter()
+            lam, hist = top_hessian_eigenvalue(model, batches, fn, iters=iters, tol=tol, seed=seed)
+            rows.append({"minimum": mname, "loss": lname, "lambda_max": lam, "iterations": len(hist),
+                         "time_s": time.perf_counter() - t0})
+            hists[f"{mname} minimum, {lname}"] = hist
+    return pd.DataFrame(rows).set_index(["minimum", "loss"]), hists
+
+
+def grid_summary(result: dict):
+    """For a ``compare_landscapes`` result: per (minimum, loss) the loss at the minimum, the mean of the grid
+    (the average height of the bowl: lower is flatter under these directions) and its maximum, as a DataFrame."""
+    import pandas as pd
+
+    return pd.DataFrame([{"minimum": m, "loss": l, "at theta*": result["center"][m, l],
+                          "grid mean": float(result["surfaces"][m, l].mean()),
+                          "grid max": float(result["surfaces"][m, l].max())}
+                         for m in result["models"] for l in result["losses"]]).set_index(["minimum", "loss"])
 
 
 def _plot():

@@ -3,6 +3,8 @@ figure for given values, used in printed notes, in CI and wherever widgets do no
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -10,7 +12,7 @@ from . import plot as _plot
 from . import surrogate as _surrogate
 from .neurons import LIF
 
-__all__ = ["surrogate_figure", "surrogate_explorer", "neuron_input"]
+__all__ = ["surrogate_figure", "surrogate_explorer", "neuron_input", "chi_figure", "chi_explorer"]
 
 
 def neuron_input(T: int = 60, drive: float = 0.6, seed: int = 0) -> torch.Tensor:
@@ -75,6 +77,75 @@ def surrogate_explorer(shape: str = "triangle", width: float = 1.0, drive: float
 
     ui = w.interactive_output(redraw, controls)
     box = w.VBox([w.HBox(list(controls.values())[:2]), w.HBox(list(controls.values())[2:]), out, ui])
+    if show:
+        display(box)
+        return None
+    return box
+
+
+def chi_figure(model, x: torch.Tensor, y: torch.Tensor, widths=None, loss_fn=None, bins: int = 40):
+    """Static twin of ``chi_explorer``: one backward pass of a copy of ``model`` on ``(x, y)`` at ``widths``
+    (one per spiking layer, or None for the model's own), and per weight layer the histogram of
+    ``log10 |dL/dW|`` over the non-zero entries, titled with the layer's chi, its neuron-level chi and width
+    and the count of exact zeros. Returns ``(fig, axes)``."""
+    import matplotlib.pyplot as plt
+
+    from . import chi as _chi
+    from .losses import sdt_loss
+
+    _plot.style()
+    res, neuron_chi, m = _chi.probe(model, x, y, widths, loss_fn=loss_fn or sdt_loss)
+    layers = _chi.weight_layers(m)
+    fig, axes = plt.subplots(1, len(layers), figsize=(4.3 * len(layers), 3), squeeze=False)
+    axes = list(axes[0])
+    widths_now = _chi.get_widths(m)
+    for ax, (name, layer, _, neuron_name) in zip(axes, layers):
+        g = layer.weight.grad.detach().abs().flatten().float().cpu()
+        if (g > 0).any():
+            ax.hist(torch.log10(g[g > 0]).numpy(), bins=bins, color=_plot.COLORS[0])
+        extra = (f", chi_u = {neuron_chi[neuron_name]:.3f} (w = {widths_now[neuron_name]:.3g})"
+                 if neuron_name else "")
+        ax.set_title(f"{name}: chi = {res[name]:.2f}{extra}\n{int((g == 0).sum())} of {g.numel()} gradients are 0",
+                     fontsize=9)
+        ax.set_xlabel("log10 |dL/dW|")
+        ax.set_ylabel("weights")
+    fig.tight_layout()
+    return fig, axes
+
+
+def chi_explorer(model, x: torch.Tensor, y: torch.Tensor, widths=None, loss_fn=None, show: bool = True):
+    """One log-scale width slider per spiking layer of ``model``; redraws ``chi_figure`` on ``(x, y)``.
+
+    Displays the widget (``show=True``, returns None) or returns it undisplayed (``show=False``).
+    """
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from . import chi as _chi
+
+    start = _chi.get_widths(model)
+    if widths is not None:
+        probe_copy = copy.deepcopy(model)
+        _chi.set_widths(probe_copy, widths)
+        start = _chi.get_widths(probe_copy)
+    if not start:
+        raise ValueError("the model has no spiking layers (snnlab.neurons.LIF/IF): nothing to explore")
+    names = list(start)
+    controls = {f"w{i}": w.FloatLogSlider(value=start[n], base=10, min=-3.5, max=0.6, step=0.05,
+                                          continuous_update=False, description=f"w {n}")
+                for i, n in enumerate(names)}
+    out = w.Output()
+
+    def redraw(**kw):
+        with out:
+            out.clear_output(wait=True)
+            fig, _ = chi_figure(model, x, y, [kw[f"w{i}"] for i in range(len(names))], loss_fn=loss_fn)
+            display(fig)
+            plt.close(fig)
+
+    ui = w.interactive_output(redraw, controls)
+    box = w.VBox([w.HBox(list(controls.values())), out, ui])
     if show:
         display(box)
         return None

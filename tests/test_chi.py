@@ -1,4 +1,6 @@
 """chi: counted by hand on models whose zero-gradient entries are known by construction; the controller."""
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -176,3 +178,48 @@ def test_weight_signal_controller_sharpens_when_chi_saturates(digits):
     ctrl = hist.callbacks[-1]
     assert all(r["chi"] == r["chi_weights"] for r in ctrl.history)
     assert all(r["new_width"] < r["width"] or r["width"] == 0.05 for r in ctrl.history if r["chi"] > 0.5)
+
+
+def _tiny_conv_batch():
+    torch.manual_seed(0)
+    model = snnlab.models.TutorialSNN((1, 8, 8), 10)
+    x = torch.rand(3, 8, 1, 8, 8) * 3
+    y = torch.randint(0, 10, (8,))
+    return model, x, y
+
+
+def test_probe_uses_a_copy_at_the_given_widths_and_matches_a_manual_pass():
+    model, x, y = _tiny_conv_batch()
+    before = chi.get_widths(model)
+    res, neuron_chi, copy_ = chi.probe(model, x, y, [0.2, 0.7])
+    assert chi.get_widths(model) == before                      # the model itself is untouched
+    assert all(p.grad is None for p in model.parameters())
+    assert list(chi.get_widths(copy_).values()) == pytest.approx([0.2, 0.7])
+    manual = copy.deepcopy(model)                               # the same pass written out
+    chi.set_widths(manual, [0.2, 0.7])
+    with chi.recording(manual):
+        snnlab.losses.sdt_loss(manual(x), y).backward()
+        expected_neurons = chi.neuron_domain_fraction(manual)
+    assert dict(res) == dict(chi.measure(manual))
+    assert neuron_chi == expected_neurons
+    for a, b in zip(copy_.parameters(), manual.parameters()):
+        assert torch.equal(a.grad, b.grad)
+
+
+def test_probe_neuron_chi_grows_with_width():
+    model, x, y = _tiny_conv_batch()
+    narrow = chi.probe(model, x, y, [0.05, 0.05])[1]
+    wide = chi.probe(model, x, y, [3.0, 3.0])[1]
+    assert all(wide[k] > narrow[k] for k in narrow)
+
+
+def test_controller_overhead_returns_windows_and_checks_arguments():
+    model, x, y = _tiny_conv_batch()
+    out = chi.controller_overhead(model, x, y, {"none": None, "every=1": chi.ChiController(target=0.4, every=1)},
+                                  steps_per_window=2, windows=3)
+    assert set(out) == {"none", "every=1"}
+    assert all(len(v) == 3 and all(t > 0 for t in v) for v in out.values())
+    with pytest.raises(ValueError, match="windows must be a positive integer, got 0"):
+        chi.controller_overhead(model, x, y, {"none": None}, windows=0)
+    with pytest.raises(ValueError, match="controllers is empty"):
+        chi.controller_overhead(model, x, y, {})

@@ -515,3 +515,28 @@ def test_bad_model_arguments():
         DSRTutorialSNN((8, 8), 10)
     with pytest.raises(ValueError, match="at least 32x32"):
         VGG11(input_shape=(2, 24, 24))
+
+
+def test_threshold_log_records_every_k_steps_and_resumes(tmp_path):
+    from conftest import small_config
+    from snnlab.dsr_models import ThresholdLog
+    from snnlab.train import fit
+
+    with pytest.raises(ValueError, match="every must be a positive integer"):
+        ThresholdLog(every=0)
+    cfg = small_config(tmp_path, method="dsr", neuron="lif", model="tutorial", epochs=2, max_batches=4, T=3)
+    log = ThresholdLog(every=2)
+    hist = fit(cfg, callbacks=[log])
+    assert len(log.rows) == 1 + 8 // 2
+    assert log.rows[-1] == thresholds(hist.model)
+    model = DSRTutorialSNN((1, 8, 8), 10)                              # a change between records is seen
+    state = type("S", (), {"model": model})()
+    log2 = ThresholdLog(every=1)
+    log2.on_fit_start(state)
+    with torch.no_grad():
+        model.head.neuron.v_th.fill_(0.5)
+    log2.on_step_end(state)
+    assert log2.rows[0]["head.neuron"] == pytest.approx(0.3) and log2.rows[1]["head.neuron"] == 0.5
+    again = ThresholdLog(every=2)
+    again.load_state_dict(log.state_dict())
+    assert again.rows == log.rows and again.state_dict() == log.state_dict()

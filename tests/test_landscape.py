@@ -479,6 +479,23 @@ def test_compare_landscapes_and_grid_figure():
     fig3, axes3 = L.plot_landscape_grid(res, kind="3d")
     assert all(ax.name == "3d" for ax in axes3.ravel())
     assert len({ax.get_zlim() for ax in axes3.ravel()}) == 1
+    summary = L.grid_summary(res)
+    assert list(summary.index) == [(m, l) for m in ("A", "B") for l in ("SDT", "TET")]
+    for (m, l), Z in res["surfaces"].items():
+        assert summary.loc[(m, l), "grid mean"] == pytest.approx(Z.mean())
+        assert summary.loc[(m, l), "grid max"] == Z.max()
+        assert summary.loc[(m, l), "at theta*"] == res["center"][(m, l)]
+
+
+def test_sharpness_table_matches_top_hessian_eigenvalue():
+    batches = [(torch.zeros(1), torch.zeros(1, dtype=torch.long))]
+    models = {"a": Quadratic(_sym([5.0, 2.0, 1.0])), "b": Quadratic(_sym([3.0, 1.0]))}
+    table, hists = L.sharpness_table(models, batches, {"sum": _sum_loss}, iters=200, tol=1e-12)
+    assert table.loc[("a", "sum"), "lambda_max"] == pytest.approx(5.0, rel=1e-8)
+    assert table.loc[("b", "sum"), "lambda_max"] == pytest.approx(3.0, rel=1e-8)
+    assert table.loc[("a", "sum"), "iterations"] == len(hists["a minimum, sum"])
+    with pytest.raises(ValueError, match="need at least one model and one loss"):
+        L.sharpness_table({}, batches, {"sum": _sum_loss})
 
 
 def test_landscape_figure_and_explorer_build():

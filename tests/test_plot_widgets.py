@@ -59,3 +59,21 @@ def test_training_curves_and_event_frames():
     img = axes[1].images[0].get_array()
     assert img[2, 2, 0] == 1 and img[2, 2, 1] == 0  # ON event drawn red
     plt.close("all")
+
+
+def test_chi_figure_titles_agree_with_chi_probe():
+    from snnlab import chi
+    from snnlab.models import TutorialSNN
+
+    torch.manual_seed(0)
+    model = TutorialSNN((1, 8, 8), 10)
+    x, y = torch.rand(3, 8, 1, 8, 8) * 3, torch.randint(0, 10, (8,))
+    fig, axes = widgets.chi_figure(model, x, y, [0.1, 1.0])
+    res, neuron_chi, _ = chi.probe(model, x, y, [0.1, 1.0])
+    assert len(axes) == len(res)
+    for ax, name in zip(axes, res):
+        assert ax.get_title().startswith(f"{name}: chi = {res[name]:.2f}")
+    assert f"chi_u = {neuron_chi['features.0.1']:.3f} (w = 0.1)" in axes[0].get_title()
+    plt.close(fig)
+    box = widgets.chi_explorer(model, x, y, show=False)
+    assert len(box.children[0].children) == 2            # one width slider per spiking layer
