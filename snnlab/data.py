@@ -1,4 +1,8 @@
-"""The embedded data sets: ``digits`` (static images) and ``dvs-digits`` (a simulated event camera).
+"""The data sets: embedded ``digits`` and ``dvs-digits`` (a simulated event camera), and the papers' own.
+
+``load`` also reads the papers' datasets from files you put on disk yourself -- ``"cifar10"``, ``"cifar100"``,
+``"dvs-cifar10"`` (CIFAR10-DVS) and ``"imagenet"`` -- see ``snnlab.real_data`` for the files, formats and
+transforms. The rest of this docstring is about the two embedded sets.
 
 Nothing is downloaded. Both data sets are built from scikit-learn's bundled 8x8 handwritten digits
 (``sklearn.datasets.load_digits``: 1,797 images, 10 classes), with one fixed, stratified train/test split
@@ -57,6 +61,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 __all__ = [
     "DATASETS",
+    "EMBEDDED",
+    "REAL",
     "TEMPORAL",
     "PLANNED",
     "DataBundle",
@@ -67,9 +73,11 @@ __all__ = [
     "default_root",
 ]
 
-DATASETS = ("digits", "dvs-digits")  #: the names ``load`` accepts
-TEMPORAL = ("dvs-digits",)  #: data sets whose samples are already event frames ``[T, C, H, W]``
-PLANNED = ("cifar10", "cifar100", "dvs-cifar10", "imagenet")  #: not in this version yet
+EMBEDDED = ("digits", "dvs-digits")  #: ship with the install (generated from scikit-learn's digits)
+REAL = ("cifar10", "cifar100", "dvs-cifar10", "imagenet")  #: read from files on disk (``snnlab.real_data``)
+DATASETS = EMBEDDED + REAL  #: the names ``load`` accepts
+TEMPORAL = ("dvs-digits", "dvs-cifar10")  #: data sets whose samples are already event frames ``[T, C, H, W]``
+PLANNED: tuple = ()  #: names reserved for a later version (none now)
 
 DEFAULT_T = 8  #: frames of dvs-digits when ``T`` is not given
 OBJECT_SIZE = 16  #: the digit is upsampled to OBJECT_SIZE x OBJECT_SIZE before it is put on the canvas
@@ -99,10 +107,12 @@ class DataBundle:
     """A loaded data set.
 
     Attributes:
-        name: ``"digits"`` or ``"dvs-digits"``.
-        train, test: ``TensorDataset`` of ``(x, y)``; ``y`` holds int64 labels ``0 .. num_classes-1``.
-        num_classes: 10 for the digits.
-        input_shape: shape of one frame, without time: ``(1, 8, 8)`` or ``(2, size, size)``.
+        name: one of ``DATASETS``.
+        train, test: datasets of ``(x, y)`` pairs (``TensorDataset`` for the embedded sets, torchvision's or
+            ``snnlab.real_data``'s for the others); ``y`` is an int64 label ``0 .. num_classes-1``.
+        num_classes: 10 for the digits, CIFAR-10 and CIFAR10-DVS, 100 for CIFAR-100, 1000 for ImageNet.
+        input_shape: shape of one frame, without time: ``(1, 8, 8)``, ``(2, size, size)``, ``(3, 32, 32)``,
+            ``(3, 224, 224)``.
         temporal: False: ``x`` is a static image ``[C, H, W]`` (the model repeats it T times);
             True: ``x`` is already ``T`` event frames ``[T, C, H, W]``.
         T: number of frames of temporal data; None for static data.
@@ -180,20 +190,27 @@ def load(
     seed: int = 0,
     **kwargs,
 ) -> DataBundle:
-    """Load an embedded data set as a ``DataBundle``.
+    """Load a data set as a ``DataBundle``.
 
     Args:
-        name: one of ``DATASETS``: ``"digits"`` or ``"dvs-digits"``.
-        T: frames per sample, for event data only (dvs-digits; default 8). Static data take no T: the
-            model's encoder repeats each image T times.
-        root: cache folder for generated data (default: ``default_root()``).
-        seed: seed of the event-camera simulation (dvs-digits). The train/test split never depends on it.
-        **kwargs: simulation parameters of dvs-digits, see ``DVS_DEFAULTS`` (``size``, ``threshold``,
-            ``n_sim``, ``amplitude``, ``jitter``, ``threshold_noise``).
+        name: one of ``DATASETS``: ``"digits"``, ``"dvs-digits"`` (embedded), ``"cifar10"``, ``"cifar100"``,
+            ``"dvs-cifar10"``, ``"imagenet"`` (files on disk: ``snnlab.real_data``).
+        T: frames per sample, for event data only (dvs-digits: default 8; dvs-cifar10: default 10). Static
+            data take no T: the model's encoder repeats each image T times.
+        root: data folder (default: ``default_root()``): the cache of dvs-digits, and where the papers'
+            datasets are read from (``root/cifar-10-batches-py``, ``root/dvs-cifar10``, ...).
+        seed: seed of the event-camera simulation (dvs-digits only). The train/test split never depends on it.
+        **kwargs: dvs-digits: simulation parameters, see ``DVS_DEFAULTS`` (``size``, ``threshold``, ``n_sim``,
+            ``amplitude``, ``jitter``, ``threshold_noise``). The papers' datasets: ``augment`` (all),
+            ``cutout``, ``autoaugment``, ``verify`` (CIFAR), ``size``, ``train_per_class`` (dvs-cifar10).
 
     Returns:
-        ``DataBundle`` with 1,437 train and 360 test samples. digits: ``x`` ``[1, 8, 8]`` in [0, 1];
-        dvs-digits: ``x`` ``[T, 2, size, size]`` float32 event counts.
+        ``DataBundle``. digits / dvs-digits: 1,437 train and 360 test samples, ``x`` ``[1, 8, 8]`` in [0, 1] /
+        ``[T, 2, size, size]`` float32 event counts. The papers' datasets: see ``snnlab.real_data``.
+
+    Raises:
+        ValueError for an unknown name or a bad argument; ``snnlab.real_data.DatasetNotFoundError`` (a
+        ``FileNotFoundError``) when a paper dataset's files are missing, saying which and where to get them.
     """
     key = name.strip().lower().replace("_", "-") if isinstance(name, str) else name
     if key in PLANNED:
@@ -203,6 +220,10 @@ def load(
         )
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; available: {_names(DATASETS)}")
+    if key in REAL:
+        from . import real_data
+
+        return real_data.load(key, T=T, root=root, **kwargs)
     if key == "digits":
         if T is not None:
             raise ValueError(

@@ -25,6 +25,10 @@ Architectures (the official code, github.com/qymeng94/DSR ``cifar/modules/``):
   ``AdaptiveAvgPool2d(7)``, ``linear(512*7*7) - BN1d - neuron - rate``. NB: a 48x48 input is 1x1 after the
   five pools, so the adaptive pool only copies it 49 times (kept as in the code, for its parameter count).
 
+``DSR_MODELS`` also holds the papers' surrogate-gradient architectures (``snnlab.paper_models``: ``resnet19``,
+``vggsnn``, ``spiking-resnet34``, ``sew-resnet34``) built with DSR neurons, whose non-spiking output layer then
+becomes the same rate head (``linear - BN1d - neuron - rate``).
+
 Neuron defaults are ``snnlab.dsr``'s, i.e. DSR's CIFAR settings (LIF: v_th 0.3, tau 1, dt 0.05, alpha 0.3,
 bound 5e-4; IF: v_th 6, alpha 0.5, bound 0.01), overridable with ``**neuron_kwargs``.
 """
@@ -36,6 +40,7 @@ from torch import nn
 
 from .dsr import DSRIF, DSRLIF
 from .layers import ConvBNSpike, TimeMerged
+from .paper_models import ResNet19, SEWResNet34, SpikingResNet34, VGGSNN
 from .train import Callback
 
 __all__ = [
@@ -251,10 +256,29 @@ class VGG11(nn.Module):
         return self.head(self.features(x))
 
 
+def _with_dsr_neurons(cls, model_args: tuple = ()):
+    """A builder of the paper model ``cls`` (``snnlab.paper_models``) whose neurons are DSR neurons: ``neuron`` is
+    ``"lif"``/``"if"`` or a factory; ``model_args`` go to the model, the other keyword arguments to the neurons.
+    The model then ends in DSR's rate head and returns ``[1, B, num_classes]``."""
+
+    def build(input_shape, num_classes: int, neuron="lif", **kwargs):
+        model_kw = {k: kwargs.pop(k) for k in model_args if k in kwargs}
+        return cls(input_shape, num_classes, neuron=_neuron_factory(neuron, kwargs), **model_kw)
+
+    build.__name__ = build.__qualname__ = f"dsr_{cls.__name__}"
+    build.__doc__ = f"``snnlab.paper_models.{cls.__name__}`` with DSR neurons and DSR's rate head."
+    return build
+
+
 DSR_MODELS: dict[str, type[nn.Module]] = {
     "tutorial": DSRTutorialSNN,
     "preact_resnet18": PreActResNet18,
     "vgg11": VGG11,
+    # the papers' surrogate-gradient architectures with DSR neurons (snnlab.paper_models)
+    "resnet19": _with_dsr_neurons(ResNet19),
+    "vggsnn": _with_dsr_neurons(VGGSNN),
+    "spiking-resnet34": _with_dsr_neurons(SpikingResNet34),
+    "sew-resnet34": _with_dsr_neurons(SEWResNet34, ("connect",)),
 }
 
 

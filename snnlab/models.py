@@ -1,5 +1,8 @@
 """Small SNN models for the embedded data. Every model maps ``[T, B, C, H, W] -> [T, B, num_classes]``.
 
+The papers' architectures (ResNet-19, VGGSNN, Spiking-/SEW-ResNet-34) live in ``snnlab.paper_models`` and are
+registered in ``MODELS`` too.
+
 Static images are repeated T times *before* the model (``snnlab.layers.DirectEncoder``), so the same model
 serves static and event data, and can be evaluated at any T (TET's temporal scalability).
 """
@@ -12,6 +15,7 @@ from torch import nn
 
 from . import neurons
 from .layers import ConvBNSpike, Readout, TimeMerged
+from .paper_models import PAPER_MODELS
 
 __all__ = ["make_neuron", "TutorialSNN", "SpikingMLP", "MODELS", "build_model", "NEURONS"]
 
@@ -97,11 +101,13 @@ class SpikingMLP(nn.Module):
         return self.readout(self.hidden(x))
 
 
-MODELS: dict[str, type[nn.Module]] = {"tutorial": TutorialSNN, "mlp": SpikingMLP}
+#: the models ``build_model`` and ``TrainConfig(model=...)`` know: the small ones above and the papers'
+#: (``snnlab.paper_models``: "resnet19", "vggsnn", "spiking-resnet34", "sew-resnet34")
+MODELS: dict[str, type[nn.Module]] = {"tutorial": TutorialSNN, "mlp": SpikingMLP, **PAPER_MODELS}
 
 
 def build_model(name: str, input_shape, num_classes: int, neuron=None, **kwargs) -> nn.Module:
-    """Build a model from ``MODELS`` by name."""
+    """Build a model from ``MODELS`` by name: ``MODELS[name](input_shape, num_classes, neuron=neuron, **kwargs)``."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(map(repr, MODELS))}")
     return MODELS[name](input_shape, num_classes, neuron=neuron, **kwargs)

@@ -299,14 +299,19 @@ def test_dvs_loader_batches_time_second(dvs):
 
 
 def test_unknown_dataset():
-    with pytest.raises(ValueError, match=re.escape("unknown dataset 'mnist'; available: 'digits', 'dvs-digits'")):
+    with pytest.raises(ValueError, match=re.escape(
+            "unknown dataset 'mnist'; available: 'digits', 'dvs-digits', 'cifar10', 'cifar100', 'dvs-cifar10', "
+            "'imagenet'")):
         D.load("mnist")
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100", "dvs-cifar10", "imagenet"])
-def test_planned_datasets_not_implemented(name):
-    with pytest.raises(NotImplementedError, match=rf"'{name}'.*not in this version.*'digits', 'dvs-digits'"):
-        D.load(name)
+def test_paper_datasets_are_read_from_disk_not_downloaded(name, tmp_path):
+    """The papers' datasets (formerly PLANNED) are loaded from files; with none there, a clear error, no download
+    (tests/test_real_data.py loads small files in each real format)."""
+    assert name in D.DATASETS and name not in D.PLANNED
+    with pytest.raises(FileNotFoundError, match=rf"dataset '{name}' not found under .*Nothing is downloaded"):
+        D.load(name, root=tmp_path)
 
 
 @pytest.mark.parametrize("T", [0, -3, 2.5, "8", True, 8.0])

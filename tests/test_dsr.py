@@ -432,7 +432,9 @@ def test_vgg11_shape_and_params():
 
 
 def test_registry_and_kwargs():
-    assert set(DSR_MODELS) == {"tutorial", "preact_resnet18", "vgg11"}
+    # DSR's own models, and the papers' surrogate-gradient ones with DSR neurons (tests/test_paper_models.py)
+    assert set(DSR_MODELS) == {"tutorial", "preact_resnet18", "vgg11", "resnet19", "vggsnn", "spiking-resnet34",
+                               "sew-resnet34"}
     m = build_dsr_model("tutorial", (2, 24, 24), 10, neuron="if", v_th=2.0, alpha=1.0)
     assert all(v == 2.0 for v in thresholds(m).values())
     assert all(n.alpha == 1.0 for n in m.modules() if isinstance(n, DSRIF))

@@ -5,6 +5,7 @@ from torch import nn
 
 from snnlab import layers, models
 from snnlab.neurons import IF, LIF
+from snnlab.paper_models import PAPER_MODELS
 
 
 def test_time_merged_equals_per_step():
@@ -47,7 +48,7 @@ def test_time_merged_rejects_1d():
 
 
 @pytest.mark.parametrize("shape", [(1, 8, 8), (2, 24, 24)])
-@pytest.mark.parametrize("name", list(models.MODELS))
+@pytest.mark.parametrize("name", [n for n in models.MODELS if n not in PAPER_MODELS])  # those: test_paper_models.py
 def test_model_shapes_and_gradients(name, shape):
     torch.manual_seed(0)
     m = models.build_model(name, shape, 10)

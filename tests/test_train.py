@@ -114,7 +114,7 @@ def test_checkpoint_write_is_atomic(tmp_path, digits, monkeypatch):
 @pytest.mark.parametrize(
     "field, value, match",
     [
-        ("dataset", "mnist", r"dataset must be one of 'digits', 'dvs-digits'; got 'mnist'"),
+        ("dataset", "mnist", r"dataset must be one of 'digits', 'dvs-digits', .*; got 'mnist'"),
         ("model", "vgg", "model must be one of"),
         ("method", "xyz", "method must be one of 'sdt'"),
         ("T", 0, "T .*positive integer, got 0"),
@@ -248,7 +248,7 @@ def test_dsr_method_trains_thresholds_and_resumes_exactly(tmp_path, digits, neur
 
 
 def test_dsr_config_errors():
-    with pytest.raises(ValueError, match="model must be one of 'tutorial', 'preact_resnet18', 'vgg11'; got 'mlp'"):
+    with pytest.raises(ValueError, match="model must be one of 'tutorial', 'preact_resnet18', 'vgg11', .*; got 'mlp'"):
         TrainConfig(method="dsr", model="mlp").validate()
     with pytest.raises(ValueError, match="no surrogate"):
         TrainConfig(method="dsr", chi_target=0.3).validate()
