@@ -516,8 +516,8 @@ def top_hessian_eigenvalue(model: nn.Module, batches: Batches, loss_fn: LossFn, 
     * ``L`` is the batch-size-weighted mean over ``batches`` (the Hessian of the union's mean loss); products
       are accumulated batch by batch, so memory is that of one batch's double backward.
     * SNNs: the spike ``s = H(u - v_th)`` is piecewise constant, so the loss has no useful true Hessian in
-      the hidden weights. Double backward through snnlab's neurons (plain autograd, ``create_graph=True``
-      supported by the surrogates) computes the *surrogate Hessian*: the chain rule applied twice with the
+      the hidden weights. Double backward through snnlab's neurons (either backend: the reference loop by plain
+      autograd, the fused node by its differentiable backward, ``snnlab.fused``) computes the *surrogate Hessian*: the chain rule applied twice with the
       spike's first and second derivatives replaced by the surrogate ``g(x)`` and its slope ``g'(x)``
       (triangle: ``-sign(x) / gamma^2`` inside the support). Every use of a spike value is differentiated
       that way, including the resets and the later membranes that depend on earlier spikes, so it is

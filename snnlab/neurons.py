@@ -24,17 +24,56 @@ while we fire on ``u >= v_th``.
 
 ``detach_reset=True`` stops the gradient through the reset term (SpikingJelly's option); TET's official
 code does *not* detach, which is our default.
+
+Backends (``backend=``): the recurrence above runs either as
+
+* ``"reference"``: the readable step loop in ``LIF._run_reference`` (a few autograd nodes per step), the version
+  the notebooks derive by hand; or
+* ``"fused"``: one autograd node over the whole sequence (``snnlab.fused``): bitwise the same spikes and
+  membranes, gradients equal to the reference's (tests/test_fused.py), much less memory saved for the backward
+  pass and faster; Triton kernels on CUDA.
+* ``"auto"`` (default): fused when it supports the neuron, else the reference. The fused node needs a
+  surrogate with the Heaviside forward (every ``snnlab.surrogate.FAMILY`` shape or a ``Surrogate`` subclass that
+  keeps ``__call__``; ``SmoothSigmoid`` does not) and a floating-point input.
+
+``with snnlab.neurons.reference_backend():`` makes every ``"auto"`` neuron run the reference loop inside the
+block (e.g. to inspect its per-step autograd graph). chi's neuron-level signal (``record=True``, ``last_mem``)
+works with both backends.
 """
 from __future__ import annotations
+
+import contextlib
+import threading
 
 import torch
 from torch import nn
 
+from . import fused as _fused
 from . import surrogate as _surrogate
 
-__all__ = ["LIF", "IF", "RESETS", "lif_reference"]
+__all__ = ["LIF", "IF", "RESETS", "BACKENDS", "lif_reference", "reference_backend"]
 
 RESETS = ("hard", "subtract")
+BACKENDS = ("auto", "fused", "reference")
+
+_force = threading.local()
+
+
+@contextlib.contextmanager
+def reference_backend():
+    """Inside the block, neurons with ``backend="auto"`` run the reference step loop (this thread only)."""
+    old = getattr(_force, "reference", False)
+    _force.reference = True
+    try:
+        yield
+    finally:
+        _force.reference = old
+
+
+def _check_backend(backend) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return backend
 
 
 def _check_inputs(x: torch.Tensor) -> None:
@@ -56,6 +95,8 @@ class LIF(nn.Module):
         detach_reset: if True the reset term carries no gradient.
         surrogate: a ``snnlab.surrogate.Surrogate`` or its name (default ``"triangle"``, TET's).
         width: surrogate width if ``surrogate`` is given by name (default: the shape's default, 1.0).
+        backend: ``"auto"`` (default: fused when supported, else reference), ``"fused"`` (``snnlab.fused``; a
+            ValueError at the forward pass if the surrogate does not allow it) or ``"reference"`` (the step loop).
     """
 
     def __init__(
@@ -66,6 +107,7 @@ class LIF(nn.Module):
         detach_reset: bool = False,
         surrogate: str | _surrogate.Surrogate = "triangle",
         width: float | None = None,
+        backend: str = "auto",
     ):
         super().__init__()
         tau = float(tau)
@@ -81,6 +123,7 @@ class LIF(nn.Module):
         self.reset = reset
         self.detach_reset = bool(detach_reset)
         self.surrogate = _surrogate.get(surrogate, width)
+        self.backend = _check_backend(backend)
         # Opt-in monitoring (chi's neuron-level view, plots): when True, forward stores the
         # pre-reset membrane [T, B, ...] in ``self.last_mem`` (detached). Off by default: no hidden state.
         self.record = False
@@ -90,6 +133,7 @@ class LIF(nn.Module):
         return (
             f"tau={self.tau:g}, v_th={self.v_th:g}, reset={self.reset!r}, "
             f"detach_reset={self.detach_reset}, surrogate={self.surrogate!r}"
+            + ("" if getattr(self, "backend", "auto") == "auto" else f", backend={self.backend!r}")
         )
 
     def simulate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,8 +146,37 @@ class LIF(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._run(x, keep_mem=self.record)[0]
 
+    def uses_fused(self, x: torch.Tensor | None = None) -> bool:
+        """True if a forward pass (on ``x``, if given) runs the fused node rather than the reference loop.
+
+        Raises ValueError for ``backend="fused"`` when the fused node cannot run this neuron.
+        """
+        backend = _check_backend(getattr(self, "backend", "auto"))  # re-checked: it may have been reassigned
+        if backend == "reference":
+            return False
+        why = None
+        if not _fused.supports(self.surrogate):
+            why = f"the surrogate {self.surrogate!r} has no Heaviside forward (or is not a snnlab Surrogate)"
+        elif x is not None and not x.is_floating_point():
+            why = f"the input dtype {x.dtype} is not a floating-point type"
+        if backend == "fused":
+            if why is not None:
+                raise ValueError(f"backend='fused' cannot run this neuron: {why}; use backend='auto' or 'reference'")
+            return True
+        return why is None and not getattr(_force, "reference", False)
+
     def _run(self, x: torch.Tensor, keep_mem: bool):
         _check_inputs(x)
+        if self.uses_fused(x):
+            spk, mem = _fused.run(x, self.tau, self.v_th, self.reset == "hard", self.detach_reset, self.surrogate,
+                                  keep_mem)
+            if self.record:
+                self.last_mem = mem.detach()
+            return spk, (mem if keep_mem else None)
+        return self._run_reference(x, keep_mem)
+
+    def _run_reference(self, x: torch.Tensor, keep_mem: bool):
+        """The recurrence (1)-(3) as a plain step loop (``backend="reference"``)."""
         spikes, mems = [], []
         # unbind (not x[t]): its backward is one stack, where indexing x[t] would allocate and fill a
         # zero gradient of the full [T, B, ...] size for every step (measured: a third of a training step)
@@ -132,8 +205,9 @@ class IF(LIF):
         detach_reset: bool = False,
         surrogate: str | _surrogate.Surrogate = "triangle",
         width: float | None = None,
+        backend: str = "auto",
     ):
-        super().__init__(1.0, v_th, reset, detach_reset, surrogate, width)
+        super().__init__(1.0, v_th, reset, detach_reset, surrogate, width, backend)
 
     def extra_repr(self) -> str:
         return super().extra_repr().replace("tau=1, ", "")
