@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from . import data as _data
+from . import distributed as _dist
 from . import losses as _losses
 from . import surrogate as _surrogate
 from .layers import check_T
@@ -62,6 +63,7 @@ __all__ = [
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULERS = ("cosine", "none")
+AMP_DTYPES = ("float16", "bfloat16")
 
 
 def seed_everything(seed: int) -> None:
@@ -131,6 +133,9 @@ class TrainConfig:
     data_seed: int = 0  #: event-camera simulation seed (dvs-digits)
     device: str = "auto"
     amp: bool = True  #: mixed precision, used on CUDA only
+    amp_dtype: str = "float16"  #: "float16" (with a GradScaler) or "bfloat16" (no scaler needed); CUDA only
+    channels_last: bool = False  #: channels-last memory format for the 4-D convolutions; CUDA only
+    cudnn_benchmark: bool = False  #: let cuDNN pick the fastest kernels (faster, not bitwise repeatable); CUDA only
     out_dir: str | None = None  #: where checkpoints/metrics go; None keeps everything in memory
     resume: bool = False
     progress: bool = True  #: tqdm progress bars
@@ -165,6 +170,10 @@ class TrainConfig:
         choice("neuron", NEURONS)
         choice("reset", RESETS)
         choice("surrogate", tuple(_surrogate.SURROGATES))
+        choice("amp_dtype", AMP_DTYPES)
+        for name in ("amp", "channels_last", "cudnn_benchmark"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         check_T(self.T)
         if self.T_schedule is not None:
             phases = parse_T_schedule(self.T_schedule)
@@ -237,7 +246,9 @@ class TrainConfig:
 
 
 # Fields that may differ between the run that wrote a checkpoint and the run that resumes it.
-_RESUME_FREE = {"resume", "progress", "device", "out_dir"}
+# The GPU options are how a run is computed on a machine, not what it computes: a run checkpointed on one
+# machine may continue on another (e.g. a GPU without bfloat16, or a CPU).
+_RESUME_FREE = {"resume", "progress", "device", "out_dir", "amp", "amp_dtype", "channels_last", "cudnn_benchmark"}
 
 
 class History(list):
@@ -448,10 +459,13 @@ def loss_from_config(config: TrainConfig):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, T: int, temporal: bool, device=None, loss_fn=_losses.sdt_loss) -> dict:
+def evaluate(model: nn.Module, loader, T: int, temporal: bool, device=None, loss_fn=_losses.sdt_loss,
+             *, reduce=None) -> dict:
     """Loss and accuracy (prediction = argmax of ``mean_t O(t)``) of ``model`` over ``loader``.
 
     Also returns ``acc_per_step``: the accuracy of ``O(t)`` alone at every step t (TET's per-step view).
+    ``reduce`` (several processes, each with a part of the test set): a function summing a float64 tensor
+    over the processes, applied to the loss sum and the counts before dividing.
     """
     device = device or next(model.parameters()).device
     was_training = model.training
@@ -467,6 +481,10 @@ def evaluate(model: nn.Module, loader, T: int, temporal: bool, device=None, loss
         correct_t = c_t if correct_t is None else correct_t + c_t
         total += len(y)
     model.train(was_training)
+    if reduce is not None:
+        sums = reduce(torch.tensor([loss_sum, correct, total, *correct_t.tolist()], dtype=torch.float64))
+        loss_sum, correct, total = float(sums[0]), int(sums[1]), int(sums[2])
+        correct_t = sums[3:]
     return {
         "loss": loss_sum / total,
         "acc": correct / total,
@@ -501,8 +519,35 @@ def fit(
         model: a model to train instead of building ``config.model`` (e.g. to fine-tune).
     """
     config.validate()
-    device = resolve_device(config.device)
+    ctx, device = _dist.setup(resolve_device(config.device))
+    try:
+        return _fit(config, callbacks, stop_after, bundle, model, ctx, device)
+    finally:
+        ctx.close()
+
+
+def _load_scaler(scaler, state: dict) -> None:
+    """Restore a GradScaler unless the checkpoint's was disabled (e.g. written on a CPU or with bfloat16):
+    then the scaler starts fresh (its scale is re-learnt within a few steps)."""
+    if state:
+        scaler.load_state_dict(state)
+
+
+def _fit(config, callbacks, stop_after, bundle, model, ctx, device) -> History:
     use_amp = bool(config.amp) and device.type == "cuda"
+    amp_dtype = getattr(torch, config.amp_dtype)
+    channels_last = bool(config.channels_last) and device.type == "cuda"
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = bool(config.cudnn_benchmark)
+    if ctx.enabled:
+        if config.batch_size % ctx.world_size:
+            raise ValueError(
+                f"batch_size {config.batch_size} is the global batch and must be divisible by the number of "
+                f"processes {ctx.world_size} (each process takes batch_size / {ctx.world_size})"
+            )
+        if config.chi_target is not None:
+            raise ValueError("chi_target (the chi controller) is not supported with several processes yet")
+    main = ctx.is_main
     out = Path(config.out_dir) if config.out_dir else None
     ckpt_path = out / "checkpoint.pt" if out else None
 
@@ -522,6 +567,10 @@ def fit(
     if model is None:
         model = build_from_config(config, bundle)
     model = model.to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    train_model = _dist.wrap_model(model, ctx, device)  # DDP + synchronised BN; ``model`` itself if one process
+    reduce = ctx.all_reduce_sum if ctx.enabled else None
     loss_fn = loss_from_config(config)
     if config.optimizer == "adam":
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -534,7 +583,7 @@ def fit(
         if config.scheduler == "cosine"
         else None
     )
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
     callbacks = list(callbacks)
     if config.chi_target is not None:
@@ -546,8 +595,16 @@ def fit(
     history.callbacks = callbacks
     start_epoch = 1
     resumed_callbacks = None
-    if config.resume and ckpt_path is not None and ckpt_path.exists():
+    if ctx.enabled:  # rank 0 reads the checkpoint and sends it: the other machines need no shared disk
+        ck = None
+        if main and config.resume and ckpt_path is not None and ckpt_path.exists():
+            ck = load_checkpoint(ckpt_path, map_location="cpu")
+        ck = ctx.broadcast_object(ck)
+    elif config.resume and ckpt_path is not None and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path, map_location=device)
+    else:
+        ck = None
+    if ck is not None:
         saved = TrainConfig.from_dict(ck["config"])
         diff = {
             k: (getattr(saved, k), getattr(config, k))
@@ -562,11 +619,11 @@ def fit(
         optimizer.load_state_dict(ck["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(ck["scheduler"])
-        scaler.load_state_dict(ck["scaler"])
+        _load_scaler(scaler, ck["scaler"])
         history.extend(ck["history"])
         start_epoch = ck["epoch"] + 1
         resumed_callbacks = ck.get("callbacks")
-    if out is not None:
+    if out is not None and main:
         config.to_json(out / "config.json")
 
     state = _State(model=model, optimizer=optimizer, config=config, epoch=start_epoch, step=0, log={},
@@ -579,31 +636,46 @@ def fit(
 
     from tqdm.auto import tqdm
 
-    epochs = tqdm(range(start_epoch, config.epochs + 1), desc="epochs", disable=not config.progress,
+    show = config.progress and main
+    epochs = tqdm(range(start_epoch, config.epochs + 1), desc="epochs", disable=not show,
                   initial=start_epoch - 1, total=config.epochs)
     for epoch in epochs:
         state.epoch, state.log = epoch, {}
         T = T_at_epoch(config, epoch)
         data = bundle_for(T)
-        seed_everything(_epoch_seed(config.seed, epoch))
+        seed_everything(_epoch_seed(config.seed, epoch) + ctx.rank)
         train_loader, test_loader = data.loaders(config.batch_size, shuffle_seed=_epoch_seed(config.seed, epoch))
+        if ctx.enabled:  # this rank's part of each global batch; an interleaved part of the test set
+            train_loader = _dist.shard_train_loader(train_loader, ctx)
+            test_loader = _dist.shard_eval_loader(test_loader, ctx)
         model.train()
         t0 = time.perf_counter()
         n, loss_sum, correct = 0, 0.0, 0
         n_batches = len(train_loader) if config.max_batches is None else min(config.max_batches, len(train_loader))
-        bar = tqdm(train_loader, total=n_batches, desc=f"epoch {epoch}", leave=False, disable=not config.progress)
+        bar = tqdm(train_loader, total=n_batches, desc=f"epoch {epoch}", leave=False, disable=not show)
         for step, (x, y) in enumerate(bar, start=1):
             if step > n_batches:
                 break
             state.step = step
-            x, y = encode(x.to(device), T, data.temporal), y.to(device)
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                outputs = model(x)
+            x = x.to(device)
+            if channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            x, y = encode(x, T, data.temporal), y.to(device)
+            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
+                outputs = train_model(x)
                 loss = loss_fn(outputs.float(), y)
             loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
+            finite = math.isfinite(loss_value)
+            if ctx.enabled:
+                # global batch size and "did any rank diverge", in one all-reduce; the loss is weighted so that
+                # DDP's average of the ranks' gradients is the gradient of the global-batch mean loss
+                n_global, bad = ctx.all_reduce_sum(torch.tensor([float(len(y)), float(not finite)])).tolist()
+                finite = bad == 0
+                loss = loss * (ctx.world_size * len(y) / n_global)
+            if not finite:
                 raise NonFiniteLossError(
-                    f"loss is {loss_value} at epoch {epoch}, step {step} (lr={config.lr:g}); "
+                    f"loss is {'not finite on another process' if math.isfinite(loss_value) else loss_value} "
+                    f"at epoch {epoch}, step {step} (lr={config.lr:g}); "
                     + (f"the last good checkpoint is {ckpt_path} (epoch {epoch - 1})" if ckpt_path and epoch > 1
                        else "no checkpoint was written yet")
                 )
@@ -622,9 +694,12 @@ def fit(
             bar.set_postfix(loss=f"{loss_sum / n:.3f}", acc=f"{correct / n:.3f}")
         bar.close()
         train_time = time.perf_counter() - t0
+        if ctx.enabled:
+            n, loss_sum, correct = ctx.all_reduce_sum(torch.tensor([n, loss_sum, correct], dtype=torch.float64)).tolist()
+            n, correct = int(n), int(correct)
         if scheduler is not None:
             scheduler.step()
-        ev = evaluate(model, test_loader, T, data.temporal, device, loss_fn)
+        ev = evaluate(model, test_loader, T, data.temporal, device, loss_fn, reduce=reduce)
         row = {
             "epoch": epoch,
             "T": T,
@@ -642,7 +717,7 @@ def fit(
         row.update(state.log)
         history.append(row)
         epochs.set_postfix(test_acc=f"{ev['acc']:.3f}")
-        if out is not None:
+        if out is not None and main:
             _write_csv(out / "metrics.csv", list(history))
             atomic_save(
                 {
@@ -657,12 +732,17 @@ def fit(
                 },
                 ckpt_path,
             )
+        if out is not None:
+            ctx.barrier()  # every rank goes on only once the epoch's checkpoint is on disk
         if stop_after is not None and epoch >= stop_after:
             break
     epochs.close()
     if out is not None and history and history.last["epoch"] == config.epochs:
         final = dict(history.last)
-        final["acc_per_step"] = evaluate(model, test_loader, T, data.temporal, device, loss_fn)["acc_per_step"]
+        final["acc_per_step"] = evaluate(model, test_loader, T, data.temporal, device, loss_fn,
+                                         reduce=reduce)["acc_per_step"]
+        if not main:
+            return history
         if config.eval_T:
             final["acc_by_T"] = temporal_scalability(model, config, config.eval_T, device, given_bundle)
         final["train_time_s"] = sum(r["epoch_time_s"] for r in history)

@@ -256,3 +256,38 @@ def test_dsr_config_errors():
         TrainConfig(method="dsr", dsr_dt=0).validate()
     with pytest.raises(ValueError, match="dsr_threshold_grad must be one of 'code', 'paper'"):
         TrainConfig(method="dsr", dsr_threshold_grad="exact").validate()
+
+
+# ------------------------------------------------------------------------------- GPU options, old configs
+def test_gpu_options_validated_with_allowed_values():
+    for bad, msg in ((dict(amp_dtype="fp8"), r"amp_dtype must be one of 'float16', 'bfloat16'; got 'fp8'"),
+                     (dict(channels_last="yes"), r"channels_last must be True or False, got 'yes'"),
+                     (dict(cudnn_benchmark=1), r"cudnn_benchmark must be True or False, got 1")):
+        with pytest.raises(ValueError, match=msg):
+            small(**bad).validate()
+    small(amp_dtype="bfloat16", channels_last=True, cudnn_benchmark=True).validate()  # CUDA only: no-ops on CPU
+
+
+def test_old_checkpoint_without_gpu_fields_resumes(tmp_path, digits):
+    fit(small(tmp_path), bundle=digits, stop_after=1)
+    ck = train.load_checkpoint(tmp_path / "checkpoint.pt")
+    for k in ("amp_dtype", "channels_last", "cudnn_benchmark"):  # a checkpoint from before these fields
+        del ck["config"][k]
+    torch.save(ck, tmp_path / "checkpoint.pt")
+    old = json.loads((tmp_path / "config.json").read_text())
+    old.pop("amp_dtype")
+    assert TrainConfig.from_dict(old).amp_dtype == "float16"
+    resumed = fit(small(tmp_path, resume=True, amp_dtype="bfloat16"), bundle=digits)  # GPU options may change
+    assert [r["epoch"] for r in resumed] == [1, 2, 3]
+
+
+def test_scaler_state_of_a_cpu_checkpoint_is_skipped_on_an_amp_machine():
+    enabled = torch.amp.GradScaler("cpu", enabled=True)
+    disabled_state = torch.amp.GradScaler("cpu", enabled=False).state_dict()
+    assert disabled_state == {}
+    with pytest.raises(RuntimeError):
+        enabled.load_state_dict(disabled_state)  # what resuming a CPU checkpoint with fp16 AMP used to hit
+    train._load_scaler(enabled, disabled_state)  # starts fresh instead
+    other = torch.amp.GradScaler("cpu", init_scale=8.0)
+    train._load_scaler(other, enabled.state_dict())
+    assert other.get_scale() == enabled.get_scale()
