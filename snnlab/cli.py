@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import time
 
 from . import __version__
+from .distributed import env_world
 
 EXIT_USAGE = 2
 
@@ -110,6 +112,15 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="output folder for config.json, metrics.csv, checkpoint.pt (default: runs/<dataset>-<model>-<method>-T<T>-s<seed>)")
     g.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g = p.add_argument_group(
+        "GPU and distributed",
+        "several GPUs or machines: torchrun --nproc_per_node=N -m snnlab train ... (DDP, synchronised BN; "
+        "--batch-size is the global batch, divisible by the number of processes; see snnlab/distributed.py)")
+    g.add_argument("--amp-dtype", default=d.amp_dtype, choices=("float16", "bfloat16"),
+                   help="mixed-precision type on CUDA; bfloat16 needs no loss scaling (default: %(default)s)")
+    g.add_argument("--channels-last", action="store_true", help="channels-last memory format for convolutions on CUDA")
+    g.add_argument("--cudnn-benchmark", action="store_true",
+                   help="let cuDNN pick the fastest kernels on CUDA (not bitwise repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,6 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train one model and write its metrics and checkpoints",
                        description="Train one model; writes config.json, metrics.csv, checkpoint.pt, results.json.")
     _add_train_args(t)
+    g = t.add_argument_group("papers' recipes and the results registry")
+    g.add_argument("--recipe", default=None, metavar="NAME",
+                   help="start from a paper's setting (see 'snnlab recipes'); flags given explicitly override it")
+    g.add_argument("--registry", default=None, metavar="PATH",
+                   help="results registry to append this run to (default: registry.json next to the --out folder)")
+    rc = sub.add_parser("recipes", help="list the papers' recipes (snnlab train --recipe NAME)",
+                        description="List the recipes: one per row of the TET, DSR and chi tables.")
+    rc.add_argument("--show", default=None, metavar="NAME", help="print one recipe in full")
     r = sub.add_parser("reproduce", help="the main job: train on the embedded datasets, print and save the table",
                        description="Train the tutorial SNN on digits and dvs-digits; write results/ (table and plots).")
     r.add_argument("--out", default="results", help="output folder (default: %(default)s)")
@@ -135,6 +154,16 @@ def config_from_args(args):
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     kw = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    recipe = None
+    if getattr(args, "recipe", None):  # the recipe, then only the flags given explicitly
+        from .recipes import get
+
+        recipe = get(args.recipe)
+        explicit = getattr(args, "_explicit", set())
+        kw = {k: v for k, v in kw.items() if k in explicit or k in ("tau", "v_th")}
+        if "method" not in explicit:
+            args.method = recipe.config["method"]
+        kw = {**recipe.config, **kw}
     if args.method == "dsr":  # --tau/--v-th mean DSR's time constant and initial threshold
         for opt, field in (("tau", "dsr_tau"), ("v_th", "dsr_v_th"), ("alpha", "dsr_alpha"), ("dt", "dsr_dt")):
             if getattr(args, opt) is not None:
@@ -144,6 +173,9 @@ def config_from_args(args):
         raise ValueError("--alpha and --dt apply to --method dsr only")
     if args.T_schedule is not None:
         phases = parse_T_schedule(args.T_schedule)
+        if recipe is not None:  # the schedule replaces the recipe's T and epochs unless those are given too
+            kw.update({k: v for k, v in (("T", phases[0][0]), ("epochs", sum(e for _, e in phases)))
+                       if k not in getattr(args, "_explicit", set())})
         kw.setdefault("T", phases[0][0])
         kw.setdefault("epochs", sum(e for _, e in phases))
     if args.eval_T is not None:
@@ -154,7 +186,8 @@ def config_from_args(args):
         except ValueError:
             raise ValueError(f"--widths must be comma-separated numbers, e.g. 1.0,0.5; got {args.widths!r}") from None
     cfg = TrainConfig(**kw, progress=not args.no_progress)
-    cfg.out_dir = args.out or f"runs/{cfg.dataset}-{cfg.model}-{cfg.method}-T{cfg.T}-s{cfg.seed}"
+    cfg.out_dir = args.out or (f"runs/{recipe.name}-s{cfg.seed}" if recipe else
+                               f"runs/{cfg.dataset}-{cfg.model}-{cfg.method}-T{cfg.T}-s{cfg.seed}")
     cfg.resume = args.resume
     return cfg.validate()
 
@@ -163,7 +196,20 @@ def _train(args) -> int:
     from .train import fit
 
     cfg = config_from_args(args)
+    if getattr(args, "recipe", None):
+        from .recipes import get
+
+        for need in get(args.recipe).needs:
+            sys.stderr.write(f"snnlab: note: recipe {args.recipe} needs {need}\n")
+    t0 = time.perf_counter()
     hist = fit(cfg)
+    if env_world()[0] != 0:  # under torchrun only rank 0 reports (and only rank 0 wrote results.json)
+        return 0
+    from . import registry
+
+    reg = args.registry or registry.default_path(cfg.out_dir)
+    registry.append(reg, registry.make_entry(cfg, hist, recipe=args.recipe or None,
+                                             wall_time_s=time.perf_counter() - t0))
     last = hist.last
     print(
         f"epoch {last['epoch']}: train acc {last['train_acc']:.4f}, test acc {last['test_acc']:.4f}, "
@@ -175,6 +221,35 @@ def _train(args) -> int:
 
         final = json.loads((Path(cfg.out_dir) / "results.json").read_text())["final"]
         print("test accuracy by T: " + ", ".join(f"T={t}: {a:.4f}" for t, a in final["acc_by_T"].items()))
+    return 0
+
+
+def _explicit_dests(argv) -> set:
+    """The option destinations given explicitly on the command line (so a recipe keeps the others)."""
+    p = build_parser()
+    for a in p._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for sp in a.choices.values():
+                for b in sp._actions:
+                    b.default = argparse.SUPPRESS
+    ns = vars(p.parse_args(sys.argv[1:] if argv is None else argv))
+    # the CLI's names for DSR's fields
+    return set(ns) | {"dsr_" + k for k in ("tau", "v_th", "alpha", "dt") if k in ns}
+
+
+def _recipes(args) -> int:
+    import json
+
+    from . import recipes
+
+    if args.show:
+        r = recipes.get(args.show)
+        print(json.dumps({"name": r.name, "paper": r.paper, "paper_top1": r.paper_top1, "source": r.source,
+                          "baseline": r.baseline, "config": r.config, "assumed": r.assumed,
+                          "needs": list(r.needs), "notes": r.notes, "command": r.command()}, indent=2))
+        return 0
+    df = recipes.table()[["recipe", "paper", "dataset", "model", "T", "paper_top1"]]
+    print(df.to_string(index=False))
     return 0
 
 
@@ -191,7 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "recipes":
+            return _recipes(args)
         if args.command == "train":
+            args._explicit = _explicit_dests(argv)
             return _train(args)
         return _reproduce(args)
     except (ValueError, NotImplementedError, FileNotFoundError) as e:
