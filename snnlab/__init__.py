@@ -4,7 +4,9 @@ Modules: ``surrogate`` (spike functions), ``neurons`` (multi-step LIF/IF), ``lay
 ``models``, ``losses``, ``data`` (embedded digits and simulated dvs-digits), ``train`` (``fit``),
 ``chi`` (the indicator chi and the adaptive surrogate), ``landscape`` (loss surfaces, Hessian sharpness),
 ``dsr`` and ``dsr_models`` (differentiation on spike representation), ``memory`` (saved-tensor bytes),
-``plot`` and ``widgets`` (figures and explorers).
+``plot`` and ``widgets`` (figures and explorers); ``fused`` (the default one-node LIF/IF backend, Triton on
+CUDA), ``paper_models`` and ``real_data`` (the papers' architectures and datasets), ``recipes`` and ``registry``
+(the papers' settings, measured results), ``distributed`` (torchrun/DDP inside ``fit``).
 """
 __version__ = "0.1.0"
 
