@@ -1,4 +1,7 @@
-"""Shared fixtures: the digits bundle (loaded once) and a small, fast training config."""
+"""Shared fixtures: the digits bundle (loaded once), a small, fast training config, the benchmark loader."""
+import importlib.util
+from pathlib import Path
+
 import pytest
 
 import snnlab
@@ -16,3 +19,12 @@ def small_config(tmp_path=None, **kw) -> TrainConfig:
                 max_batches=4, out_dir=str(tmp_path) if tmp_path else None)
     base.update(kw)
     return TrainConfig(**base)
+
+
+def load_benchmark(name: str):
+    """Import ``benchmarks/<name>.py`` (not a package) as a module, so tests can call its ``main``."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -1,21 +1,10 @@
 """The fused-LIF benchmark scripts run (at tiny sizes, not timed) so they never rot."""
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from conftest import load_benchmark
 
 
 def test_bench_neuron_tiny(capsys):
-    bench = _load("bench_neuron")
+    bench = load_benchmark("bench_neuron")
     result = bench.main(["--tiny", "--threads", "1"])
     (row,) = result["speed"]  # one T x one size; the agreement check ran before timing
     assert {"snnlab fused", "snnlab reference"} <= set(row)
@@ -24,7 +13,7 @@ def test_bench_neuron_tiny(capsys):
 
 
 def test_bench_neuron_rejects_bad_sizes():
-    bench = _load("bench_neuron")
+    bench = load_benchmark("bench_neuron")
     with pytest.raises(SystemExit):
         bench.main(["--sizes", "0"])
     with pytest.raises(SystemExit):
@@ -32,7 +21,7 @@ def test_bench_neuron_rejects_bad_sizes():
 
 
 def test_bench_fused_memory_tiny():
-    bench = _load("bench_fused_memory")
+    bench = load_benchmark("bench_fused_memory")
     res = bench.main(["--tiny"])
     s = res["saved"]
     assert s["fused"]["in_lif"] < s["reference"]["in_lif"]

@@ -1,23 +1,13 @@
 """benchmarks/bench_step.py runs (at tiny sizes) and checks that its rows time equal networks."""
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    return _load("bench_step")
+    return load_benchmark("bench_step")
 
 
 def test_bench_step_tiny(bench, capsys):
