@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -45,18 +44,11 @@ def load(path=DEFAULT_PATH) -> list[dict]:
 
 def append(path, entry: dict) -> list[dict]:
     """Append ``entry`` to the registry at ``path`` (atomically); return all entries."""
+    from .train import _atomic_write_text
+
     path = Path(path)
     entries = load(path) + [entry]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(entries, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _atomic_write_text(path, json.dumps(entries, indent=1) + "\n")
     return entries
 
 
