@@ -102,6 +102,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS, help="(default: %(default)s)")
     g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="(default: %(default)s)")
     g.add_argument("--scheduler", default=d.scheduler, choices=SCHEDULERS, help="learning-rate schedule (default: %(default)s)")
+    g.add_argument("--warmup-iters", type=int, default=None, metavar="N",
+                   help="linear learning-rate warm-up over the first N optimizer steps (DSR's code: 400; default: 0)")
     g.add_argument("--max-batches", type=_int_or_none, default=d.max_batches,
                    help="cap on training batches per epoch, for quick runs (default: all)")
     g = p.add_argument_group("run")

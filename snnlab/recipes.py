@@ -113,12 +113,11 @@ _BEST_VS_FINAL = ("The official scripts report the best test accuracy over all e
                   "final epoch's.")
 
 # DSR's CIFAR defaults [code cifar/main_single_gpu.py, via papers.md]: SGD momentum 0.9, wd 5e-4, lr 0.1,
-# cosine, 200 epochs, batch 128; LIF V_th 0.3, tau 1.0, dt 0.05, alpha 0.3, threshold bound 5e-4.
+# cosine (per epoch) after a 400-iteration linear warm-up (the epoch's rate times (k + 1) / 400), 200 epochs,
+# batch 128; LIF V_th 0.3, tau 1.0, dt 0.05, alpha 0.3, threshold bound 5e-4.
 _DSR_LIF = dict(method="dsr", neuron="lif", optimizer="sgd", lr=0.1, weight_decay=5e-4, scheduler="cosine",
-                epochs=200, batch_size=128, dsr_v_th=0.3, dsr_tau=1.0, dsr_dt=0.05, dsr_alpha=0.3,
+                warmup_iters=400, epochs=200, batch_size=128, dsr_v_th=0.3, dsr_tau=1.0, dsr_dt=0.05, dsr_alpha=0.3,
                 dsr_v_th_bound=5e-4, dsr_threshold_grad="code")
-_DSR_WARMUP = ("a 400-iteration learning-rate warm-up before the cosine schedule [code]: snnlab's scheduler "
-               "has no warm-up (TrainConfig.scheduler is 'cosine' or 'none')")
 _DSR_GRAD_NOTE = ("Threshold gradient: the paper's Eq. 14 divides by dt, the code multiplies by dt (the exact "
                   "gradient drives thresholds to 0, DSR issue #2); the recipe uses the code's "
                   "(dsr_threshold_grad='code').")
@@ -191,7 +190,7 @@ def _build() -> dict[str, Recipe]:
                    "in a later paper's table]; hyperparameters: cifar/main_single_gpu.py defaults, LIF [code]",
             baseline="",
             assumed={},
-            needs=(_DSR_WARMUP,),
+            needs=(),
             notes="The official README trains the LIF model with the script's defaults (model "
                   "preresnet.resnet18_lif); an IF variant uses V_th 6, alpha 0.5, bound 0.01. " + _DSR_GRAD_NOTE
                   + " " + _BEST_VS_FINAL,
@@ -208,7 +207,7 @@ def _build() -> dict[str, Recipe]:
                "'about 94.45' [code README]",
         assumed={"epochs, batch_size, weight_decay": "not given for the T=5 setting; the CIFAR defaults "
                                                      "(200, 128, 5e-4) [code]"},
-        needs=(_DSR_WARMUP,),
+        needs=(),
         notes=_DSR_GRAD_NOTE,
     ))
     out.append(Recipe(
@@ -219,9 +218,8 @@ def _build() -> dict[str, Recipe]:
         source="DSR table, DVS-CIFAR10 VGG-11 [recall]; T = 20 (code); README command: vgg.vgg11_lif --lr=0.05 "
                "--epochs=300, other values the script's defaults [code]",
         assumed={},
-        needs=(_DSR_WARMUP,
-               "DSR's own CIFAR10-DVS preprocessing (SpikingJelly-based); snnlab.real_data follows TET's "
-               "pipeline (equal-count frames, 48x48, 900/100 split, flip + roll)"),
+        needs=("DSR's own CIFAR10-DVS preprocessing (SpikingJelly-based); snnlab.real_data follows TET's "
+               "pipeline (equal-count frames, 48x48, 900/100 split, flip + roll)",),
         notes=_DSR_GRAD_NOTE,
     ))
     out.append(Recipe(

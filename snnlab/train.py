@@ -109,6 +109,7 @@ class TrainConfig:
     optimizer: str = "adam"  #: "adam" or "sgd" (momentum 0.9)
     weight_decay: float = 0.0
     scheduler: str = "cosine"  #: "cosine" (per epoch, to 0) or "none"
+    warmup_iters: int = 0  #: linear learning-rate warm-up over the first N optimizer steps (DSR's code: 400)
     neuron: str = "lif"  #: "lif" or "if"
     tau: float = 0.5  #: LIF decay factor, u = tau * u + I (TET)
     v_th: float = 1.0
@@ -193,6 +194,8 @@ class TrainConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if isinstance(self.warmup_iters, bool) or not isinstance(self.warmup_iters, int) or self.warmup_iters < 0:
+            raise ValueError(f"warmup_iters must be an integer >= 0, got {self.warmup_iters!r}")
         if self.max_batches is not None and (not isinstance(self.max_batches, int) or self.max_batches < 1):
             raise ValueError(f"max_batches must be a positive integer or None, got {self.max_batches!r}")
         for name, lo, lo_ok in (("lr", 0.0, False), ("weight_decay", 0.0, True), ("width", 0.0, False),
@@ -594,6 +597,7 @@ def _fit(config, callbacks, stop_after, bundle, model, ctx, device) -> History:
     history = History(model=model, config=config)
     history.callbacks = callbacks
     start_epoch = 1
+    global_step = 0  # optimizer steps taken so far (all epochs): drives the warm-up
     resumed_callbacks = None
     if ctx.enabled:  # rank 0 reads the checkpoint and sends it: the other machines need no shared disk
         ck = None
@@ -622,6 +626,7 @@ def _fit(config, callbacks, stop_after, bundle, model, ctx, device) -> History:
         _load_scaler(scaler, ck["scaler"])
         history.extend(ck["history"])
         start_epoch = ck["epoch"] + 1
+        global_step = ck.get("global_step", 0)
         resumed_callbacks = ck.get("callbacks")
     if out is not None and main:
         config.to_json(out / "config.json")
@@ -653,6 +658,7 @@ def _fit(config, callbacks, stop_after, bundle, model, ctx, device) -> History:
         n, loss_sum, correct = 0, 0.0, 0
         n_batches = len(train_loader) if config.max_batches is None else min(config.max_batches, len(train_loader))
         bar = tqdm(train_loader, total=n_batches, desc=f"epoch {epoch}", leave=False, disable=not show)
+        epoch_lrs = [g["lr"] for g in optimizer.param_groups]  # the scheduler's rates for this epoch
         for step, (x, y) in enumerate(bar, start=1):
             if step > n_batches:
                 break
@@ -679,6 +685,10 @@ def _fit(config, callbacks, stop_after, bundle, model, ctx, device) -> History:
                     + (f"the last good checkpoint is {ckpt_path} (epoch {epoch - 1})" if ckpt_path and epoch > 1
                        else "no checkpoint was written yet")
                 )
+            if global_step < config.warmup_iters:  # DSR's warm-up: the epoch's rate times (k + 1) / N
+                for g, lr in zip(optimizer.param_groups, epoch_lrs):
+                    g["lr"] = lr * (global_step + 1) / config.warmup_iters
+            global_step += 1
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             state.outputs, state.loss = outputs, loss_value
@@ -697,6 +707,8 @@ def _fit(config, callbacks, stop_after, bundle, model, ctx, device) -> History:
         if ctx.enabled:
             n, loss_sum, correct = ctx.all_reduce_sum(torch.tensor([n, loss_sum, correct], dtype=torch.float64)).tolist()
             n, correct = int(n), int(correct)
+        for g, lr in zip(optimizer.param_groups, epoch_lrs):  # undo the warm-up before the scheduler steps
+            g["lr"] = lr
         if scheduler is not None:
             scheduler.step()
         ev = evaluate(model, test_loader, T, data.temporal, device, loss_fn, reduce=reduce)
@@ -726,6 +738,7 @@ def _fit(config, callbacks, stop_after, bundle, model, ctx, device) -> History:
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "scaler": scaler.state_dict(),
+                    "global_step": global_step,
                     "history": list(history),
                     "config": config.to_dict(),
                     "callbacks": [cb.state_dict() for cb in callbacks],

@@ -17,7 +17,7 @@ def test_help_documents_every_option():
     assert out.returncode == 0
     for opt in ("--dataset", "--model", "--method", "--T", "--epochs", "--surrogate", "--width", "--lr",
                 "--batch-size", "--seed", "--device", "--out", "--resume", "--tau", "--v-th", "--reset",
-                "--detach-reset", "--neuron", "--amp", "--max-batches"):
+                "--detach-reset", "--neuron", "--amp", "--max-batches", "--warmup-iters"):
         assert opt in out.stdout, opt
     assert "full width at half maximum" in out.stdout
     assert run("reproduce", "--help").returncode == 0
@@ -31,6 +31,7 @@ def test_help_documents_every_option():
         (["train", "--dataset", "mnist"], "argument --dataset: invalid choice: 'mnist'"),
         (["train", "--T", "abc"], "argument --T: invalid int value: 'abc'"),
         (["train", "--T", "0"], "T (number of time steps) must be a positive integer, got 0"),
+        (["train", "--warmup-iters", "-1"], "warmup_iters must be an integer >= 0, got -1"),
         (["train", "--width", "-1"], "width must be a finite number > 0, got -1.0"),
         (["train", "--tau", "2"], "tau (LIF decay factor) must be in (0, 1], got 2.0"),
         (["train", "--surrogate", "box"], "invalid choice: 'box'"),

@@ -29,8 +29,10 @@ def test_every_recipe_validates_and_uses_existing_fields(name):
                                        seed=1000, T=10), 83.17),
     # TET table: ImageNet SEW-ResNet-34 T=4 68.00; lambda 0.001; 120 epochs
     ("tet-imagenet-sewresnet34-t4", dict(lamb=0.001, epochs=120, model="sew-resnet34"), 68.00),
-    # DSR defaults [code]: SGD wd 5e-4 lr 0.1 200 epochs batch 128, LIF V_th 0.3 tau 1 dt 0.05 alpha 0.3 bound 5e-4
+    # DSR defaults [code]: SGD wd 5e-4 lr 0.1 cosine + 400-iteration warm-up, 200 epochs batch 128,
+    # LIF V_th 0.3 tau 1 dt 0.05 alpha 0.3 bound 5e-4
     ("dsr-cifar10-preresnet18-t20", dict(method="dsr", optimizer="sgd", lr=0.1, weight_decay=5e-4, epochs=200,
+                                         scheduler="cosine", warmup_iters=400,
                                          batch_size=128, dsr_v_th=0.3, dsr_tau=1.0, dsr_dt=0.05, dsr_alpha=0.3,
                                          dsr_v_th_bound=5e-4, T=20), 95.40),
     # DSR low latency: LIF T=5, lr 0.05, V_th 0.6, alpha 0.5, bound 1e-3, dt 0.1, about 94.45
@@ -49,7 +51,11 @@ def test_recipe_values_match_papers_md(name, expect, top1):
 
 
 def test_gaps_are_recorded_not_invented():
-    assert any("warm-up" in n for n in recipes.get("dsr-cifar10-preresnet18-t20").needs)
+    for name in recipes.names():  # each gap is one sentence in a tuple (a bare string would iterate by letter)
+        needs = recipes.get(name).needs
+        assert isinstance(needs, tuple) and all(isinstance(n, str) and len(n) > 20 for n in needs), name
+    assert any("preprocessing" in n for n in recipes.get("dsr-dvscifar10-vgg11-t20").needs)
+    assert any("hybrid" in n for n in recipes.get("dsr-imagenet-preresnet18-t50").needs)
     assert "T" in recipes.get("chi-imagenet-sewresnet34-t4").assumed
     assert recipes.get("dsr-cifar10-preresnet18-t5").approx
 

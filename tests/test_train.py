@@ -291,3 +291,41 @@ def test_scaler_state_of_a_cpu_checkpoint_is_skipped_on_an_amp_machine():
     other = torch.amp.GradScaler("cpu", init_scale=8.0)
     train._load_scaler(other, enabled.state_dict())
     assert other.get_scale() == enabled.get_scale()
+
+
+class LrLog(train.Callback):
+    """Records the learning rate each optimizer step used."""
+
+    def __init__(self):
+        self.lrs = []
+
+    def on_after_backward(self, state):
+        self.lrs.append(state.optimizer.param_groups[0]["lr"])
+
+
+def test_warmup_scales_the_epoch_rate_linearly_then_hands_over_to_the_schedule(digits):
+    import math
+
+    # 4 steps per epoch, warm-up over 6 steps: all of epoch 1 and half of epoch 2 (DSR's code does the same:
+    # the epoch's cosine rate times (k + 1) / N for the first N steps of the run)
+    cfg = small(epochs=3, warmup_iters=6, optimizer="sgd", lr=0.1)
+    log = LrLog()
+    fit(cfg, callbacks=[log], bundle=digits)
+    cosine = [0.5 * 0.1 * (1 + math.cos(math.pi * e / 3)) for e in range(3)]  # per-epoch rate, to 0
+    expected = [cosine[0] * (k + 1) / 6 for k in range(4)] + [cosine[1] * (k + 1) / 6 for k in (4, 5)]
+    expected += [cosine[1]] * 2 + [cosine[2]] * 4
+    assert log.lrs == pytest.approx(expected, rel=1e-12)
+    plain = LrLog()
+    fit(small(epochs=3, optimizer="sgd", lr=0.1), callbacks=[plain], bundle=digits)
+    assert plain.lrs == pytest.approx([c for c in cosine for _ in range(4)], rel=1e-12)
+
+
+def test_resume_in_the_middle_of_the_warmup_is_exact(tmp_path, digits):
+    kw = dict(warmup_iters=6, optimizer="sgd", lr=0.05)
+    full = fit(small(tmp_path / "full", **kw), bundle=digits)
+    fit(small(tmp_path / "part", **kw), bundle=digits, stop_after=1)  # stops after step 4 of 6
+    assert train.load_checkpoint(tmp_path / "part" / "checkpoint.pt")["global_step"] == 4
+    resumed = fit(small(tmp_path / "part", resume=True, **kw), bundle=digits)
+    assert same_weights(full.model.state_dict(), resumed.model.state_dict())
+    with pytest.raises(ValueError, match=r"warmup_iters must be an integer >= 0, got -1"):
+        small(warmup_iters=-1).validate()
