@@ -85,6 +85,28 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="surrogate width = full width at half maximum of its derivative, > 0 (default: %(default)s)")
     g.add_argument("--widths", default=None, metavar="W,W,...",
                    help="per-spiking-layer surrogate widths in forward order, e.g. 1.0,0.5 (overrides --width)")
+    g = p.add_argument_group(
+        "DSR hybrid training (--method dsr; DSR's ImageNet setting, see snnlab/hybrid.py)",
+        "train the model's ANN twin (ReLU in place of every DSR neuron) first, set each layer's threshold to a "
+        "percentile of its ANN activations on training data, load the ANN's weights into the SNN, then train "
+        "the SNN for --epochs. The ANN phase is written to <out>/ann/, the thresholds and both accuracies to "
+        "<out>/hybrid.json and results.json; --resume never retrains the ANN once the SNN phase has started")
+    g.add_argument("--hybrid-ann-epochs", type=int, default=d.hybrid_ann_epochs, metavar="N",
+                   help="epochs of the ANN phase before the SNN (0 = no hybrid training) (default: %(default)s)")
+    g.add_argument("--hybrid-ann-checkpoint", default=None, metavar="PATH",
+                   help="skip the ANN phase and start from this trained ANN, e.g. <earlier out>/ann/checkpoint.pt")
+    g.add_argument("--hybrid-percentile", type=float, default=d.hybrid_percentile, metavar="Q",
+                   help="threshold = the Q-quantile of each layer's post-ReLU ANN activations, Q in (0, 1]; "
+                        "1 = the maximum (default: %(default)s, DSR's 99.9th percentile)")
+    g.add_argument("--hybrid-calib-batches", type=_int_or_none, default=None, metavar="N",
+                   help="training batches used for the percentiles (default: all)")
+    g.add_argument("--hybrid-ann-optimizer", default=None, choices=OPTIMIZERS,
+                   help="the ANN phase's optimizer (default: --optimizer)")
+    g.add_argument("--hybrid-ann-lr", type=float, default=None, help="the ANN phase's learning rate (default: --lr)")
+    g.add_argument("--hybrid-ann-weight-decay", type=float, default=None,
+                   help="the ANN phase's weight decay (default: --weight-decay)")
+    g.add_argument("--hybrid-ann-batch-size", type=int, default=None, metavar="N",
+                   help="the ANN phase's and the calibration's batch size (default: --batch-size)")
     g = p.add_argument_group("chi-adaptive surrogate (a documented reconstruction, see snnlab/chi.py)")
     g.add_argument("--chi-target", type=float, default=None,
                    help="adapt each layer's width so that chi (share of non-zero weight gradients) tracks this "
@@ -217,6 +239,10 @@ def _train(args) -> int:
         f"epoch {last['epoch']}: train acc {last['train_acc']:.4f}, test acc {last['test_acc']:.4f}, "
         f"test loss {last['test_loss']:.4f}; cost {last['T_epochs']} T-weighted epochs; outputs in {cfg.out_dir}"
     )
+    if hist.hybrid is not None:
+        h = hist.hybrid
+        print(f"hybrid: ANN test acc {h['ann_test_acc']:.4f} (T={h['ann_T']}); SNN right after initialisation "
+              f"{h['snn_init_test_acc']:.4f} (T={h['T']}); thresholds in {cfg.out_dir}/hybrid.json")
     if cfg.eval_T:
         import json
         from pathlib import Path

@@ -1,4 +1,5 @@
-"""The papers' own settings: one recipe per row of the TET, DSR and chi tables (``/work/shared/papers.md``).
+"""The papers' own settings: one recipe per row of the TET, DSR and chi tables (from the project notes,
+``shared/papers.md``, next to this repository).
 
 A recipe is the ``TrainConfig`` of one published result plus where every number comes from::
 
@@ -225,23 +226,39 @@ def _build() -> dict[str, Recipe]:
     out.append(Recipe(
         name="dsr-imagenet-preresnet18-t50",
         paper="DSR",
+        # SNN phase: imagenet/main.py's defaults (the README's SNN command sets none of these) [code]; ANN phase:
+        # the README's ANN command (SGD, lr 0.1, wd 1e-4, batch 256) with the script's 90 epochs [code]
         config=dict(dataset="imagenet", model="preact_resnet18", T=50, method="dsr", neuron="if",
-                    optimizer="sgd", lr=0.1, weight_decay=1e-4, scheduler="cosine", batch_size=256, epochs=90,
-                    dsr_v_th=6.0, dsr_alpha=0.5, dsr_v_th_bound=0.01),
+                    optimizer="adam", lr=1e-3, weight_decay=0.0, scheduler="cosine", warmup_iters=5000,
+                    batch_size=144, epochs=90, dsr_v_th=6.0, dsr_alpha=0.5, dsr_v_th_bound=0.01,
+                    hybrid_ann_epochs=90, hybrid_ann_optimizer="sgd", hybrid_ann_lr=0.1,
+                    hybrid_ann_weight_decay=1e-4, hybrid_ann_batch_size=256, hybrid_percentile=0.999,
+                    hybrid_calib_batches=5),
         paper_top1=67.74,
-        source="DSR table, ImageNet PreAct-ResNet-18 hybrid, IF, T=50 [recall]; IF neuron V_th 6, alpha 0.5, "
-               "bound 0.01 [code]",
-        assumed={"optimizer, lr, weight_decay, batch_size": "the README's ANN-phase command (SGD, lr 0.1, wd 1e-4, "
-                                                              "batch 256); the SNN phase's values are not in "
-                                                              "papers.md",
-                 "epochs": "not given in papers.md; 90 is an assumption",
-                 "dsr_v_th": "the IF default 6; the paper initialises each layer's threshold from the ANN"},
-        needs=("hybrid training: an ANN pre-trained first, its weights loaded into the SNN [code]",
-               "thresholds initialised per layer from the ANN's activation statistics (99.9th percentile / "
-               "maximum post-activation) [code]",
-               "an ImageNet stem for preact_resnet18 (snnlab's is the CIFAR one; check the model before a run)"),
-        notes="Training this recipe from scratch is NOT the paper's setting: the number needs the hybrid "
-              "initialisation listed under needs.",
+        source="DSR table, ImageNet PreAct-ResNet-18 hybrid, IF, T=50 [recall]; hybrid training as the official "
+               "README's three ImageNet commands (ANN: --optimizer SGD --wd 1e-4 --batch-size 256 --lr 0.1; "
+               "thresholds: the 99.9th percentile of each layer's post-ReLU activations, "
+               "preresnet_cal_Vth.py; SNN: IF, T 50, V_th bound 0.01, alpha 0.5) [code README, imagenet/]",
+        assumed={
+            "optimizer, lr, weight_decay, batch_size, epochs, warmup_iters, scheduler": (
+                "not in papers.md: the SNN phase's values are imagenet/main.py's defaults (Adam, lr 1e-3, wd 0, "
+                "total batch 144, 90 epochs, 5000-iteration linear warm-up, cosine per epoch), which the README's SNN "
+                "command does not override [code, read at commit 34c45c4 for this recipe]"),
+            "hybrid_ann_epochs": (
+                "not in papers.md: 90, imagenet/main.py's default --epochs (the README's ANN command passes none) "
+                "[code, commit 34c45c4]; also the standard ImageNet ResNet schedule. The ANN phase shares "
+                "warmup_iters (5000, the script's default in both phases) and the cosine schedule"),
+            "hybrid_calib_batches": (
+                "5 shuffled training batches of 256: DSR's code calibrates on the first 5 validation batches "
+                "(of 144 images) [code]; snnlab keeps the validation set unseen"),
+        },
+        needs=("an ImageNet stem for preact_resnet18: DSR's ImageNet model has a 7x7 stride-2 conv, BN, IF neuron "
+               "and 3x3 stride-2 avg-pool stem, bias-free convs and 1x1 conv + BN shortcuts [code]; snnlab's is "
+               "the CIFAR one (3x3 conv, no BN); check the model before a run",),
+        notes="Hybrid training (snnlab.hybrid): the ANN phase trains the model with ReLU in place of the IF "
+              "neurons (written to <out>/ann/), the thresholds start at the 99.9th percentile of each layer's "
+              "ANN activations, and the SNN starts from the ANN's weights (<out>/hybrid.json gives the ANN's "
+              "accuracy and the SNN's right after initialisation). " + _BEST_VS_FINAL,
     ))
     # --- chi (ICLR 2023 submission; abstract only) ------------------------------------------------------------
     out.append(Recipe(

@@ -11,7 +11,10 @@ What ``fit`` writes into ``config.out_dir`` (nothing if ``out_dir`` is None):
 * ``metrics.csv``   -- one row per epoch (rewritten atomically each epoch),
 * ``checkpoint.pt`` -- model, optimizer, scheduler, scaler, history, after every epoch, written atomically
   (to a temporary file, then ``os.replace``), so a crash never leaves a half-written checkpoint,
-* ``results.json``  -- the final metrics.
+* ``results.json``  -- the final metrics,
+* with DSR hybrid training (``hybrid_ann_epochs``, ``snnlab.hybrid``): ``ann/`` (the ANN phase, an ordinary run
+  with the files above) and ``hybrid.json`` (the ANN's test accuracy, the calibrated thresholds, the SNN's test
+  accuracy right after initialisation; also in ``results.json`` under ``final.hybrid``).
 
 ``resume=True`` continues from ``checkpoint.pt``; because each epoch's shuffling and random state are
 derived from ``(seed, epoch)``, a run stopped after epoch k and resumed ends with exactly the weights of an
@@ -130,6 +133,16 @@ class TrainConfig:
     dsr_dt: float = 0.05  #: LIF time step; beta = exp(-dt / tau)
     dsr_v_th_bound: float | None = None  #: lower bound of the threshold (code: LIF 5e-4, IF 0.01)
     dsr_threshold_grad: str = "code"  #: "code" (times dt, default) or "paper" (Eq. 14, divided by dt)
+    # DSR hybrid training (snnlab.hybrid): an ANN twin (ReLU for the neurons) first, then the SNN from its weights
+    # with thresholds at a percentile of its activations. Off unless hybrid_ann_epochs > 0 or a checkpoint is given.
+    hybrid_ann_epochs: int = 0  #: train the ANN twin this many epochs before the SNN (0 = no ANN phase)
+    hybrid_ann_checkpoint: str | None = None  #: instead, start from this trained ANN (<out>/ann/checkpoint.pt)
+    hybrid_percentile: float = 0.999  #: threshold = this quantile of each layer's ANN activations (DSR: 0.999)
+    hybrid_calib_batches: int | None = None  #: training batches for the percentiles (None = all)
+    hybrid_ann_optimizer: str | None = None  #: the ANN phase's optimizer (None = optimizer)
+    hybrid_ann_lr: float | None = None  #: the ANN phase's learning rate (None = lr)
+    hybrid_ann_weight_decay: float | None = None  #: (None = weight_decay)
+    hybrid_ann_batch_size: int | None = None  #: the ANN phase's (and the calibration's) batch size (None = batch_size)
     seed: int = 0  #: model init, shuffling
     data_seed: int = 0  #: event-camera simulation seed (dvs-digits)
     device: str = "auto"
@@ -223,8 +236,51 @@ class TrainConfig:
             raise ValueError(f"lamb (TET's MSE weight) must be in [0, 1], got {self.lamb!r}")
         if not isinstance(self.tau, (int, float)) or not 0 < self.tau <= 1:
             raise ValueError(f"tau (LIF decay factor) must be in (0, 1], got {self.tau!r}")
+        self._validate_hybrid()
         resolve_device(self.device)
         return self
+
+    def _validate_hybrid(self) -> None:
+        def positive_int(name, none_ok):
+            v = getattr(self, name)
+            if v is None and none_ok:
+                return
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer{' or None' if none_ok else ''}, got {v!r}")
+
+        n = self.hybrid_ann_epochs
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"hybrid_ann_epochs must be an integer >= 0 (0 = no ANN phase), got {n!r}")
+        ck = self.hybrid_ann_checkpoint
+        if ck is not None and (not isinstance(ck, str) or not ck.strip()):
+            raise ValueError(f"hybrid_ann_checkpoint must be a path (a string) or None, got {ck!r}")
+        p = self.hybrid_percentile
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
+            raise ValueError(f"hybrid_percentile must be in (0, 1] (0.999 = the 99.9th percentile, as DSR), got {p!r}")
+        positive_int("hybrid_calib_batches", True)
+        positive_int("hybrid_ann_batch_size", True)
+        if self.hybrid_ann_optimizer is not None and self.hybrid_ann_optimizer not in OPTIMIZERS:
+            raise ValueError(f"hybrid_ann_optimizer must be one of {', '.join(map(repr, OPTIMIZERS))} or None; "
+                             f"got {self.hybrid_ann_optimizer!r}")
+        for name, lo_ok in (("hybrid_ann_lr", False), ("hybrid_ann_weight_decay", True)):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                                  or v < 0 or (v == 0 and not lo_ok)):
+                raise ValueError(f"{name} must be a finite number {'>=' if lo_ok else '>'} 0 or None, got {v!r}")
+        on = n > 0 or ck is not None
+        if on and self.method != "dsr":
+            raise ValueError(f"hybrid training (hybrid_ann_epochs={n!r}, hybrid_ann_checkpoint={ck!r}) needs "
+                             f"method 'dsr', got method {self.method!r}")
+        if n > 0 and ck is not None:
+            raise ValueError(f"give hybrid_ann_epochs (train an ANN) or hybrid_ann_checkpoint (use a trained one), "
+                             f"not both: got {n!r} and {ck!r}")
+        ann_only = ("hybrid_ann_optimizer", "hybrid_ann_lr", "hybrid_ann_weight_decay", "hybrid_ann_batch_size")
+        set_ = [k for k in ann_only if getattr(self, k) is not None]
+        if set_ and n == 0:
+            raise ValueError(f"{', '.join(set_)} set but there is no ANN phase to use them (hybrid_ann_epochs=0)")
+        if not on and self.hybrid_calib_batches is not None:
+            raise ValueError("hybrid_calib_batches set but hybrid training is off (hybrid_ann_epochs=0 and no "
+                             "hybrid_ann_checkpoint)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -255,12 +311,17 @@ _RESUME_FREE = {"resume", "progress", "device", "out_dir", "amp", "amp_dtype", "
 
 
 class History(list):
-    """The per-epoch metrics (a list of dicts), with the trained ``model`` and the ``config`` attached."""
+    """The per-epoch metrics (a list of dicts), with the trained ``model`` and the ``config`` attached.
+
+    ``hybrid``: with DSR hybrid training, what the ANN phase gave (``snnlab.hybrid``: the ANN's test accuracy, the
+    calibrated thresholds, the SNN's test accuracy right after initialisation); None otherwise.
+    """
 
     def __init__(self, rows=(), model: nn.Module | None = None, config: TrainConfig | None = None):
         super().__init__(rows)
         self.model = model
         self.config = config
+        self.hybrid: dict | None = None
 
     @property
     def last(self) -> dict:
@@ -536,7 +597,42 @@ def _load_scaler(scaler, state: dict) -> None:
         scaler.load_state_dict(state)
 
 
-def _fit(config, callbacks, stop_after, bundle, model, ctx, device) -> History:
+def _hybrid_phase(config, model, ann, bundle, ctx, device, loss_fn, out) -> dict:
+    """DSR hybrid training before the SNN phase (snnlab.hybrid): train (or load) ``ann``, the model's ANN twin,
+    calibrate the thresholds on the training data (rank 0, sent to the others), load the ANN into ``model``;
+    return the ANN's and the initialised SNN's test accuracy and the thresholds."""
+    from . import hybrid as _hybrid
+    from .dsr_models import thresholds
+
+    acfg = _hybrid.ann_config(config, bundle.temporal)
+    if config.hybrid_ann_checkpoint is not None:
+        ann = _hybrid.load_ann(ann, config.hybrid_ann_checkpoint).to(device)
+        source = config.hybrid_ann_checkpoint
+    else:
+        _fit(acfg, (), None, bundle, ann, ctx, device, phase="ANN ")  # trains ``ann`` in place, in <out>/ann
+        source = str(out / "ann" / "checkpoint.pt") if out is not None else None
+    pct, n = _hybrid.calibrate(ann, config, bundle, device, progress=config.progress) if ctx.is_main else (None, None)
+    if ctx.enabled:
+        pct, n = ctx.broadcast_object((pct, n))
+    _hybrid.init_snn_from_ann(model, ann, _hybrid.thresholds_from_percentiles(model, pct))
+    _, test_loader = bundle.loaders(config.batch_size)
+    if ctx.enabled:
+        test_loader = _dist.shard_eval_loader(test_loader, ctx)
+    reduce = ctx.all_reduce_sum if ctx.enabled else None
+    T = T_at_epoch(config, 1)
+    info = {
+        "ann": source, "ann_epochs": acfg.epochs if config.hybrid_ann_checkpoint is None else None, "ann_T": acfg.T,
+        "ann_test_acc": evaluate(ann, test_loader, acfg.T, bundle.temporal, device, loss_fn, reduce=reduce)["acc"],
+        "percentile": config.hybrid_percentile, "calib_batches": n, "activation_percentiles": pct,
+        "thresholds": thresholds(model), "T": T,
+        "snn_init_test_acc": evaluate(model, test_loader, T, bundle.temporal, device, loss_fn, reduce=reduce)["acc"],
+    }
+    if out is not None and ctx.is_main:
+        _atomic_write_text(out / "hybrid.json", json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def _fit(config, callbacks, stop_after, bundle, model, ctx, device, phase: str = "") -> History:
     use_amp = bool(config.amp) and device.type == "cuda"
     amp_dtype = getattr(torch, config.amp_dtype)
     channels_last = bool(config.channels_last) and device.type == "cuda"
@@ -572,6 +668,11 @@ def _fit(config, callbacks, stop_after, bundle, model, ctx, device) -> History:
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    hybrid = config.method == "dsr" and (config.hybrid_ann_epochs > 0 or config.hybrid_ann_checkpoint is not None)
+    if hybrid:  # the ANN twin is copied before DDP's synchronised BN (which holds the process group) goes in
+        from .hybrid import ann_twin
+
+        ann = ann_twin(model)
     train_model = _dist.wrap_model(model, ctx, device)  # DDP + synchronised BN; ``model`` itself if one process
     reduce = ctx.all_reduce_sum if ctx.enabled else None
     loss_fn = loss_from_config(config)
@@ -630,6 +731,10 @@ def _fit(config, callbacks, stop_after, bundle, model, ctx, device) -> History:
         resumed_callbacks = ck.get("callbacks")
     if out is not None and main:
         config.to_json(out / "config.json")
+    if hybrid:  # a resumed SNN phase starts from its own checkpoint: the ANN phase is never repeated
+        history.hybrid = ck.get("hybrid") if ck is not None else _hybrid_phase(
+            config, model, ann, bundle, ctx, device, loss_fn, out)
+        del ann
 
     state = _State(model=model, optimizer=optimizer, config=config, epoch=start_epoch, step=0, log={},
                    device=device)
@@ -642,7 +747,7 @@ def _fit(config, callbacks, stop_after, bundle, model, ctx, device) -> History:
     from tqdm.auto import tqdm
 
     show = config.progress and main
-    epochs = tqdm(range(start_epoch, config.epochs + 1), desc="epochs", disable=not show,
+    epochs = tqdm(range(start_epoch, config.epochs + 1), desc=f"{phase}epochs", disable=not show,
                   initial=start_epoch - 1, total=config.epochs)
     for epoch in epochs:
         state.epoch, state.log = epoch, {}
@@ -657,7 +762,7 @@ def _fit(config, callbacks, stop_after, bundle, model, ctx, device) -> History:
         t0 = time.perf_counter()
         n, loss_sum, correct = 0, 0.0, 0
         n_batches = len(train_loader) if config.max_batches is None else min(config.max_batches, len(train_loader))
-        bar = tqdm(train_loader, total=n_batches, desc=f"epoch {epoch}", leave=False, disable=not show)
+        bar = tqdm(train_loader, total=n_batches, desc=f"{phase}epoch {epoch}", leave=False, disable=not show)
         epoch_lrs = [g["lr"] for g in optimizer.param_groups]  # the scheduler's rates for this epoch
         for step, (x, y) in enumerate(bar, start=1):
             if step > n_batches:
@@ -742,6 +847,7 @@ def _fit(config, callbacks, stop_after, bundle, model, ctx, device) -> History:
                     "history": list(history),
                     "config": config.to_dict(),
                     "callbacks": [cb.state_dict() for cb in callbacks],
+                    "hybrid": history.hybrid,
                 },
                 ckpt_path,
             )
@@ -750,6 +856,12 @@ def _fit(config, callbacks, stop_after, bundle, model, ctx, device) -> History:
         if stop_after is not None and epoch >= stop_after:
             break
     epochs.close()
+    if start_epoch > config.epochs:  # resumed a finished run (e.g. a hybrid run's ANN phase): nothing to train
+        T = T_at_epoch(config, config.epochs)
+        data = bundle_for(T)
+        _, test_loader = data.loaders(config.batch_size)
+        if ctx.enabled:
+            test_loader = _dist.shard_eval_loader(test_loader, ctx)
     if out is not None and history and history.last["epoch"] == config.epochs:
         final = dict(history.last)
         final["acc_per_step"] = evaluate(model, test_loader, T, data.temporal, device, loss_fn,
@@ -759,6 +871,8 @@ def _fit(config, callbacks, stop_after, bundle, model, ctx, device) -> History:
         if config.eval_T:
             final["acc_by_T"] = temporal_scalability(model, config, config.eval_T, device, given_bundle)
         final["train_time_s"] = sum(r["epoch_time_s"] for r in history)
+        if history.hybrid is not None:
+            final["hybrid"] = history.hybrid
         _atomic_write_text(out / "results.json", json.dumps({"config": config.to_dict(), "final": final}, indent=2))
     return history
 

@@ -17,7 +17,9 @@ def test_help_documents_every_option():
     assert out.returncode == 0
     for opt in ("--dataset", "--model", "--method", "--T", "--epochs", "--surrogate", "--width", "--lr",
                 "--batch-size", "--seed", "--device", "--out", "--resume", "--tau", "--v-th", "--reset",
-                "--detach-reset", "--neuron", "--amp", "--max-batches", "--warmup-iters"):
+                "--detach-reset", "--neuron", "--amp", "--max-batches", "--warmup-iters", "--hybrid-ann-epochs",
+                "--hybrid-ann-checkpoint", "--hybrid-percentile", "--hybrid-calib-batches", "--hybrid-ann-optimizer",
+                "--hybrid-ann-lr", "--hybrid-ann-weight-decay", "--hybrid-ann-batch-size"):
         assert opt in out.stdout, opt
     assert "full width at half maximum" in out.stdout
     assert run("reproduce", "--help").returncode == 0
@@ -41,6 +43,10 @@ def test_help_documents_every_option():
         (["train", "--T-schedule", "2:30,6:5", "--epochs", "10"], "epochs (10) must equal the total of T_schedule"),
         (["train", "--eval-T", "1,0"], "bad T '0' in '1,0'"),
         (["train", "--lamb", "2"], "lamb (TET's MSE weight) must be in [0, 1], got 2.0"),
+        (["train", "--method", "dsr", "--hybrid-ann-epochs", "2", "--hybrid-percentile", "99.9"],
+         "hybrid_percentile must be in (0, 1] (0.999 = the 99.9th percentile, as DSR), got 99.9"),
+        (["train", "--hybrid-ann-epochs", "2"], "hybrid training (hybrid_ann_epochs=2, hybrid_ann_checkpoint=None) "
+                                                "needs method 'dsr', got method 'sdt'"),
         (["fly"], "invalid choice: 'fly'"),
         ([], "required: COMMAND"),
     ],
@@ -62,6 +68,17 @@ def test_train_end_to_end(tmp_path):
     again = run("train", "--dataset", "digits", "--model", "mlp", "--T", "2", "--epochs", "3", "--max-batches", "2",
                 "--out", str(tmp_path / "r"), "--resume", "--no-progress")
     assert again.returncode == 2 and "config differs in epochs" in again.stderr
+
+
+def test_train_hybrid_end_to_end(tmp_path):
+    out = run("train", "--method", "dsr", "--neuron", "if", "--T", "4", "--epochs", "1", "--max-batches", "2",
+              "--hybrid-ann-epochs", "1", "--hybrid-calib-batches", "2", "--hybrid-ann-lr", "0.01",
+              "--out", str(tmp_path / "h"), "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert "hybrid: ANN test acc" in out.stdout and "SNN right after initialisation" in out.stdout
+    cfg = TrainConfig.from_json(tmp_path / "h" / "config.json")
+    assert (cfg.hybrid_ann_epochs, cfg.hybrid_calib_batches, cfg.hybrid_ann_lr) == (1, 2, 0.01)
+    assert (tmp_path / "h" / "ann" / "checkpoint.pt").exists() and (tmp_path / "h" / "hybrid.json").exists()
 
 
 def test_parser_defaults_match_config():

@@ -64,6 +64,15 @@ def test_resume_ends_with_same_weights_as_uninterrupted(tmp_path, digits):
         assert torch.equal(st["exp_avg"], ck_res["optimizer"]["state"][k]["exp_avg"])
 
 
+def test_resuming_a_finished_run_trains_nothing_and_rewrites_results(tmp_path, digits):
+    full = fit(small(tmp_path), bundle=digits)
+    (tmp_path / "results.json").unlink()
+    again = fit(small(tmp_path, resume=True), bundle=digits)
+    assert list(again) == list(full) and same_weights(full.model.state_dict(), again.model.state_dict())
+    res = json.loads((tmp_path / "results.json").read_text())["final"]
+    assert res["test_acc"] == pytest.approx(full.last["test_acc"]) and "hybrid" not in res
+
+
 def test_resume_refuses_a_different_config(tmp_path, digits):
     fit(small(tmp_path), bundle=digits, stop_after=1)
     with pytest.raises(ValueError, match=r"config differs in lr \(checkpoint 0.005, now 0.001\)"):
