@@ -20,6 +20,10 @@ Architectures (the official code, github.com/qymeng94/DSR ``cifar/modules/``):
   1/2/2/2; head ``BN-neuron-avgpool-neuron-flatten-dropout-linear-BN1d-neuron-rate``. Block convs have biases.
   The code's ``AvgPool2d(4)`` is written ``AdaptiveAvgPool2d(1)`` here (identical on the 4x4 maps of 32x32
   inputs, and also valid for other input sizes).
+  With ``stem="imagenet"`` (the default for inputs above 64x64) it is DSR's ImageNet model instead
+  (``imagenet/preresnet_snn.py``, ``resnet18_if`` / ``resnet18_lif``): stem ``conv7x7/2 (no bias)-BN-neuron-
+  avgpool3x3/2``, the same blocks with bias-free convs, no dropout and ``1x1 conv (no bias) + BN`` shortcuts,
+  the same head without dropout; ``[T, B, 3, 224, 224] -> [1, B, 1000]``.
 * ``VGG11`` (``vgg.py``, DVS-CIFAR10 frames ``2x48x48``): conv-BN-neuron-dropout blocks
   ``[64, M], [128, M], [256, 256, M], [512, 512, M], [512, 512, M]`` (M = AvgPool2d(2)), then
   ``AdaptiveAvgPool2d(7)``, ``linear(512*7*7) - BN1d - neuron - rate``. NB: a 48x48 input is 1x1 after the
@@ -44,7 +48,7 @@ from .paper_models import ResNet19, SEWResNet34, SpikingResNet34, VGGSNN
 from .train import Callback
 
 __all__ = [
-    "DSR_NEURONS", "make_dsr_neuron", "DSRTutorialSNN", "PreActBlock", "PreActResNet18", "VGG11",
+    "DSR_NEURONS", "make_dsr_neuron", "DSRTutorialSNN", "PreActBlock", "PreActResNet18", "STEMS", "VGG11",
     "DSR_MODELS", "build_dsr_model", "thresholds", "count_parameters",
 ]
 
@@ -142,18 +146,30 @@ class PreActBlock(nn.Module):
     """DSR's pre-activation basic block on ``[T, B, C, H, W]``.
 
     ``s = neuron1(BN1(x)); out = conv2(dropout(neuron2(BN2(conv1(s))))) + shortcut(s)``, shortcut = 1x1 conv
-    (with bias) if the stride or width changes, else identity. Convs are 3x3 with bias, as in the code.
+    if the stride or width changes, else identity (``s``, the block's spikes). Convs are 3x3.
+
+    Args:
+        c_in, c_out, stride: the block's input width, output width and first conv's stride.
+        make: a zero-argument callable returning a fresh neuron.
+        dropout: before the second conv (DSR's CIFAR code; its ImageNet code has none).
+        bias: whether the convs (3x3 and the 1x1 shortcut) have biases: ``True`` in DSR's CIFAR code
+            (``cifar/modules/preresnet.py``), ``False`` in its ImageNet code (``imagenet/preresnet_snn.py``).
+        shortcut_bn: a BatchNorm after the 1x1 shortcut conv (DSR's ImageNet code), none in its CIFAR code.
     """
 
-    def __init__(self, c_in: int, c_out: int, stride: int, make: Callable[[], nn.Module], dropout: float = 0.0):
+    def __init__(self, c_in: int, c_out: int, stride: int, make: Callable[[], nn.Module], dropout: float = 0.0,
+                 *, bias: bool = True, shortcut_bn: bool = False):
         super().__init__()
         self.bn1 = TimeMerged(nn.BatchNorm2d(c_in))
         self.neuron1 = make()
-        self.conv1 = TimeMerged(nn.Conv2d(c_in, c_out, 3, stride, 1), nn.BatchNorm2d(c_out))
+        self.conv1 = TimeMerged(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=bias), nn.BatchNorm2d(c_out))
         self.neuron2 = make()
-        self.conv2 = TimeMerged(nn.Dropout(dropout), nn.Conv2d(c_out, c_out, 3, 1, 1))
+        self.conv2 = TimeMerged(nn.Dropout(dropout), nn.Conv2d(c_out, c_out, 3, 1, 1, bias=bias))
         if stride != 1 or c_in != c_out:
-            self.shortcut = TimeMerged(nn.Conv2d(c_in, c_out, 1, stride, 0))
+            layers = [nn.Conv2d(c_in, c_out, 1, stride, 0, bias=bias)]
+            if shortcut_bn:
+                layers.append(nn.BatchNorm2d(c_out))
+            self.shortcut = TimeMerged(*layers)
         else:
             self.shortcut = nn.Identity()
 
@@ -162,14 +178,40 @@ class PreActBlock(nn.Module):
         return self.conv2(self.neuron2(self.conv1(s))) + self.shortcut(s)
 
 
+STEMS = ("cifar", "imagenet")
+
+
 class PreActResNet18(nn.Module):
-    """DSR's PreAct-ResNet-18 for CIFAR, ``[T, B, 3, 32, 32] -> [1, B, num_classes]`` (the rate).
+    """DSR's PreAct-ResNet-18, ``[T, B, C, H, W] -> [1, B, num_classes]`` (the rate), with DSR's CIFAR stem or its
+    ImageNet one.
+
+    * ``stem="cifar"`` (``cifar/modules/preresnet.py``, ``[T, B, 3, 32, 32]``): ``conv3x3/1`` (no bias, no BN, no
+      neuron) into the blocks; block convs and 1x1 shortcut convs with biases, no BN on the shortcut; optional
+      dropout in the blocks and before the linear layer; linear bias initialised to 0.
+    * ``stem="imagenet"`` (``imagenet/preresnet_snn.py``, ``resnet18_if`` / ``resnet18_lif``,
+      ``[T, B, 3, 224, 224]``): ``conv7x7/2 pad 3 (no bias) - BN - neuron - AvgPool2d(3, 2, padding=1)`` (the code
+      names it ``maxpool``) into the blocks; all convs bias-free, shortcut ``conv1x1/stride (no bias) - BN`` when
+      the stride or width changes, no dropout in the code (``dropout`` stays available, default 0). The linear
+      layer keeps PyTorch's default initialisation (the code re-initialises only Conv2d and BatchNorm2d, where the
+      CIFAR code also zeroes the linear bias). The SNN file and its ANN twins
+      (``preresnet_ann.py``, ``preresnet_cal_Vth.py``) have the same layers and neuron/ReLU placement; the SNN
+      file repeats the static image T times itself (snnlab's trainer does that, ``[T, B, ...]`` input) and
+      returns the last layer's rate (plain for IF, weighted for LIF) where the ANN returns the ReLU output.
+    * ``stem="auto"`` (default): ``"imagenet"`` if both the height and width of ``input_shape`` exceed 64,
+      else ``"cifar"`` (so 32x32 CIFAR and 64x64 Tiny-ImageNet-size inputs keep the CIFAR model).
+
+    Both share the trunk: pre-activation blocks (``PreActBlock``) ``[2, 2, 2, 2]`` of widths 64/128/256/512,
+    strides 1/2/2/2, the shortcut fed by the block's spikes; then ``BN - neuron - global avgpool - neuron -
+    flatten - linear - BN1d - neuron - rate``. Convs are initialised ``normal(0, sqrt(2 / (k*k*out_channels)))``
+    (Kaiming fan-out), BatchNorm2d weight 1, bias 0, as in both codes.
 
     Args:
-        num_classes: 10 (CIFAR-10) or 100 (CIFAR-100).
+        num_classes: 10 (CIFAR-10), 100 (CIFAR-100) or 1000 (ImageNet).
         neuron: ``"lif"`` (default, weighted rate) or ``"if"`` (plain rate), or a callable.
         input_shape: ``(C, H, W)``, default ``(3, 32, 32)``.
-        dropout: dropout rate in the blocks and before the linear layer (code default 0).
+        dropout: dropout rate in the blocks and before the linear layer (code default 0; the ImageNet code has
+            no dropout).
+        stem: ``"auto"`` (default), ``"cifar"`` or ``"imagenet"``, see above; the one used is ``self.stem_kind``.
         **neuron_kwargs: for ``DSRLIF`` / ``DSRIF`` (defaults: DSR's CIFAR settings).
     """
 
@@ -178,15 +220,29 @@ class PreActResNet18(nn.Module):
     num_blocks = (2, 2, 2, 2)
 
     def __init__(self, num_classes: int = 10, neuron="lif", *, input_shape=(3, 32, 32), dropout: float = 0.0,
-                 **neuron_kwargs):
+                 stem: str = "auto", **neuron_kwargs):
         super().__init__()
-        c, _, _ = _check_shape(input_shape)
+        c, h, w = _check_shape(input_shape)
+        if stem == "auto":
+            stem = "imagenet" if min(h, w) > 64 else "cifar"
+        if stem not in STEMS:
+            raise ValueError(f"unknown stem {stem!r} for PreActResNet18; available: 'auto', "
+                             f"{', '.join(map(repr, STEMS))}")
+        self.stem_kind = stem
         make = _neuron_factory(neuron, neuron_kwargs)
-        self.stem = TimeMerged(nn.Conv2d(c, 64, 3, 1, 1, bias=False))
+        imagenet = stem == "imagenet"
+        if imagenet:  # conv1 - bn1 - relu1 - "maxpool" (an AvgPool2d) of imagenet/preresnet_snn.py
+            self.stem = nn.Sequential(
+                TimeMerged(nn.Conv2d(c, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64)),
+                make(),
+                TimeMerged(nn.AvgPool2d(kernel_size=3, stride=2, padding=1)),
+            )
+        else:
+            self.stem = TimeMerged(nn.Conv2d(c, 64, 3, 1, 1, bias=False))
         blocks, c_in = [], 64
         for width, stride, n in zip(self.widths, self.strides, self.num_blocks):
             for s in [stride] + [1] * (n - 1):
-                blocks.append(PreActBlock(c_in, width, s, make, dropout))
+                blocks.append(PreActBlock(c_in, width, s, make, dropout, bias=not imagenet, shortcut_bn=imagenet))
                 c_in = width
         self.blocks = nn.Sequential(*blocks)
         self.bn = TimeMerged(nn.BatchNorm2d(c_in))
@@ -200,7 +256,7 @@ class PreActResNet18(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
+            elif isinstance(m, nn.Linear) and not imagenet:
                 nn.init.zeros_(m.bias)
 
     def forward(self, x):
@@ -283,8 +339,9 @@ DSR_MODELS: dict[str, type[nn.Module]] = {
 
 
 def build_dsr_model(name: str, input_shape, num_classes: int, neuron="lif", **kwargs) -> nn.Module:
-    """Build a model from ``DSR_MODELS`` by name; ``kwargs`` go to the model (``dropout``, ``channels``) and
-    its neurons (``v_th``, ``alpha``, ...)."""
+    """Build a model from ``DSR_MODELS`` by name; ``kwargs`` go to the model (``dropout``, ``channels``,
+    ``stem``) and its neurons (``v_th``, ``alpha``, ...). ``"preact_resnet18"`` takes DSR's ImageNet stem for
+    inputs above 64x64 (e.g. ``(3, 224, 224)``), its CIFAR stem otherwise (``PreActResNet18``)."""
     if name not in DSR_MODELS:
         raise ValueError(f"unknown DSR model {name!r}; available: {', '.join(map(repr, DSR_MODELS))}")
     return DSR_MODELS[name](input_shape=input_shape, num_classes=num_classes, neuron=neuron, **kwargs)

@@ -252,11 +252,12 @@ def _build() -> dict[str, Recipe]:
                 "5 shuffled training batches of 256: DSR's code calibrates on the first 5 validation batches "
                 "(of 144 images) [code]; snnlab keeps the validation set unseen"),
         },
-        needs=("an ImageNet stem for preact_resnet18: DSR's ImageNet model has a 7x7 stride-2 conv, BN, IF neuron "
-               "and 3x3 stride-2 avg-pool stem, bias-free convs and 1x1 conv + BN shortcuts [code]; snnlab's is "
-               "the CIFAR one (3x3 conv, no BN); check the model before a run",),
-        notes="Hybrid training (snnlab.hybrid): the ANN phase trains the model with ReLU in place of the IF "
-              "neurons (written to <out>/ann/), the thresholds start at the 99.9th percentile of each layer's "
+        needs=(),
+        notes="Model: on 224x224 inputs preact_resnet18 is DSR's ImageNet PreAct-ResNet-18 "
+              "(imagenet/preresnet_snn.py resnet18_if: 7x7 stride-2 conv, BN, IF neuron and 3x3 stride-2 avg-pool "
+              "stem, bias-free convs, 1x1 conv + BN shortcuts) [code]. Hybrid training (snnlab.hybrid): the ANN "
+              "phase trains the model with ReLU in place of the IF neurons (written to <out>/ann/), the thresholds "
+              "start at the 99.9th percentile of each layer's "
               "ANN activations, and the SNN starts from the ANN's weights (<out>/hybrid.json gives the ANN's "
               "accuracy and the SNN's right after initialisation). " + _BEST_VS_FINAL,
     ))

@@ -403,6 +403,32 @@ def preact_resnet18_params(num_classes=10, c_in=3):
     return n + 2 * 512 + 512 * num_classes + num_classes + 2 * num_classes + 3
 
 
+def preact_resnet18_imagenet_params(num_classes=1000, c_in=3):
+    """By hand from DSR's imagenet/preresnet_snn.py (resnet18_if): stem conv7x7 (no bias) + BN(64) + threshold; per
+    block BN(in), conv3x3(in,out), BN(out), conv3x3(out,out), all bias-free, a 1x1 conv (no bias) + BN shortcut if
+    the shape changes, 2 thresholds; head BN(512), linear(512, classes)+bias, BN1d(classes), 3 thresholds.
+
+    Cross-check against torchvision's ResNet-18 (11,689,512 parameters: the same conv7x7 + BN stem, the same
+    bias-free 3x3 convs, 1x1 conv + BN shortcuts and linear(512, 1000)): its blocks also have two BNs each, but
+    over (out, out) where the pre-activation block has (in, out), so the three widening blocks have
+    2*(64-128) + 2*(128-256) + 2*(256-512) = -896 BN parameters fewer; DSR adds BN(512) before the pool (+1,024)
+    and BN1d(1000) after the linear layer (+2,000), and its SNN has 1 + 2*8 + 3 = 20 thresholds:
+    11,689,512 - 896 + 1,024 + 2,000 + 20 = 11,691,660.
+    Layer by layer: stem 9,408 + 128 + 1 = 9,537; layer1 2 * (128 + 36,864 + 128 + 36,864 + 2) = 147,972;
+    layer2 (128 + 73,728 + 256 + 147,456 + 8,192 + 256 + 2) + (256 + 147,456 + 256 + 147,456 + 2) = 525,444;
+    layer3 (256 + 294,912 + 512 + 589,824 + 32,768 + 512 + 2) + (512 + 2 * 589,824 + 512 + 2) = 2,099,460;
+    layer4 (512 + 1,179,648 + 1,024 + 2,359,296 + 131,072 + 1,024 + 2) + (1,024 + 2 * 2,359,296 + 1,024 + 2)
+    = 8,393,220; head 1,024 + 2 + 513,000 + 2,000 + 1 = 516,027; total 11,691,660."""
+    n = c_in * 64 * 49 + 2 * 64 + 1
+    c = 64
+    for width, stride in [(64, 1), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1)]:
+        n += 2 * c + c * width * 9 + 2 * width + width * width * 9 + 2
+        if stride != 1 or c != width:
+            n += c * width + 2 * width
+        c = width
+    return n + 2 * 512 + 2 + 512 * num_classes + num_classes + 2 * num_classes + 1
+
+
 def vgg11_params(num_classes=10, c_in=2):
     """By hand from DSR's vgg.py: 8 conv3x3+bias, each with BN and a threshold; linear(512*7*7)+bias, BN1d, 1."""
     n, c = 0, c_in
@@ -421,6 +447,62 @@ def test_preact_resnet18_shape_and_params():
     with torch.no_grad():
         assert m(torch.randn(2, 2, 3, 32, 32)).shape == (1, 2, 10)
     assert isinstance(m.blocks[0].neuron1, DSRLIF) and isinstance(PreActResNet18(neuron="if").neuron1, DSRIF)
+
+
+def test_preact_resnet18_imagenet_stem_shape_and_params():
+    from torch import nn
+
+    from snnlab.hybrid import ann_twin
+    from snnlab.layers import TimeMerged
+
+    assert preact_resnet18_imagenet_params(1000) == 11_691_660
+    m = build_dsr_model("preact_resnet18", (3, 224, 224), 1000, neuron="if")  # the path of the ImageNet recipe
+    assert isinstance(m, PreActResNet18) and m.stem_kind == "imagenet"
+    assert count_parameters(m) == preact_resnet18_imagenet_params(1000) == 11_691_660
+    assert len(thresholds(m)) == 1 + 2 * 8 + 3 and all(isinstance(n, DSRIF) for n in m.modules()
+                                                        if isinstance(n, (DSRIF, DSRLIF)))
+    # stem: conv7x7/2 pad 3 no bias - BN(64) - IF neuron - AvgPool2d(3, 2, 1)
+    conv, bn = m.stem[0]
+    assert isinstance(conv, nn.Conv2d) and (conv.kernel_size, conv.stride, conv.padding) == ((7, 7), (2, 2), (3, 3))
+    assert conv.bias is None and isinstance(bn, nn.BatchNorm2d) and bn.num_features == 64
+    assert isinstance(m.stem[1], DSRIF)
+    pool = m.stem[2][0]
+    assert isinstance(pool, nn.AvgPool2d) and (pool.kernel_size, pool.stride, pool.padding) == (3, 2, 1)
+    # bias-free convs; 1x1 conv + BN shortcuts exactly where the stride or width changes
+    assert all(c.bias is None for c in m.modules() if isinstance(c, nn.Conv2d))
+    for i, b in enumerate(m.blocks):
+        if i in (2, 4, 6):
+            sc_conv, sc_bn = b.shortcut
+            assert sc_conv.kernel_size == (1, 1) and sc_conv.stride == (2, 2) and isinstance(sc_bn, nn.BatchNorm2d)
+        else:
+            assert isinstance(b.shortcut, nn.Identity)
+    assert isinstance(m.head.fc[-1], nn.BatchNorm1d) and m.head.fc[-2].out_features == 1000
+    with torch.no_grad():
+        assert m(torch.randn(2, 1, 3, 224, 224)).shape == (1, 1, 1000)  # T=2: BN1d needs T*B > 1 to train
+        small = PreActResNet18(5, neuron="lif", input_shape=(3, 64, 64), stem="imagenet")
+        assert small(torch.randn(2, 1, 3, 64, 64)).shape == (1, 1, 5)
+        # the hybrid ANN twin: the same keys minus the 20 thresholds, and it runs
+        twin = ann_twin(small)
+        keys, twin_keys = set(small.state_dict()), set(twin.state_dict())
+        assert twin_keys == {k for k in keys if not k.endswith(".v_th")} and len(keys - twin_keys) == 20
+        assert twin(torch.randn(2, 1, 3, 64, 64)).shape == (1, 1, 5)
+    twin_224 = ann_twin(m)
+    assert set(twin_224.state_dict()) == {k for k in m.state_dict() if not k.endswith(".v_th")}
+
+
+def test_preact_resnet18_stem_choice():
+    # "auto": ImageNet stem only above 64x64; CIFAR-size inputs keep the CIFAR model (same keys and count)
+    cifar_keys = set(PreActResNet18(10).state_dict())
+    for shape in [(3, 32, 32), (3, 64, 64), (3, 64, 224)]:
+        m = PreActResNet18(10, input_shape=shape)
+        assert m.stem_kind == "cifar" and set(m.state_dict()) == cifar_keys, shape
+    assert PreActResNet18(10, input_shape=(3, 65, 65)).stem_kind == "imagenet"
+    assert PreActResNet18(10, stem="cifar", input_shape=(3, 224, 224)).stem_kind == "cifar"
+    assert count_parameters(PreActResNet18(10, stem="cifar", input_shape=(3, 224, 224))) == 11_176_945
+    assert count_parameters(PreActResNet18(10, stem="imagenet")) == preact_resnet18_imagenet_params(10)
+    with pytest.raises(ValueError, match=r"unknown stem 'resnet' for PreActResNet18; available: 'auto', 'cifar', "
+                                         r"'imagenet'"):
+        PreActResNet18(10, stem="resnet")
 
 
 def test_vgg11_shape_and_params():

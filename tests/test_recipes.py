@@ -62,12 +62,23 @@ def test_gaps_are_recorded_not_invented():
         needs = recipes.get(name).needs
         assert isinstance(needs, tuple) and all(isinstance(n, str) and len(n) > 20 for n in needs), name
     assert any("preprocessing" in n for n in recipes.get("dsr-dvscifar10-vgg11-t20").needs)
-    imagenet = recipes.get("dsr-imagenet-preresnet18-t50")  # hybrid training is a config now, the stem still a gap
-    assert not any("hybrid" in n or "threshold" in n for n in imagenet.needs)
-    assert any("stem" in n for n in imagenet.needs)
+    imagenet = recipes.get("dsr-imagenet-preresnet18-t50")  # hybrid training and the ImageNet stem: no gap left
+    assert imagenet.needs == ()
     assert "hybrid_ann_epochs" in imagenet.assumed
     assert "T" in recipes.get("chi-imagenet-sewresnet34-t4").assumed
     assert recipes.get("dsr-cifar10-preresnet18-t5").approx
+
+
+def test_dsr_imagenet_recipe_builds_dsrs_imagenet_model():
+    from types import SimpleNamespace
+
+    from snnlab.dsr import DSRIF
+    from snnlab.train import build_from_config
+
+    cfg = recipes.config("dsr-imagenet-preresnet18-t50", device="cpu")
+    model = build_from_config(cfg, SimpleNamespace(input_shape=(3, 224, 224), num_classes=1000))
+    assert model.stem_kind == "imagenet" and isinstance(model.stem[1], DSRIF)
+    assert model.stem[1].v_th_lower_bound == 0.01 and model.stem[1].alpha == 0.5
 
 
 def test_unknown_recipe_lists_valid_names():
