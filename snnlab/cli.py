@@ -131,6 +131,12 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int, default=d.seed, help="seed of initialisation and shuffling (default: %(default)s)")
     g.add_argument("--device", default=d.device, help="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:N' (default: %(default)s)")
+    g.add_argument("--data-root", default=None, metavar="PATH",
+                   help="folder holding the papers' datasets (cifar-10-batches-py/, dvs-cifar10/, imagenet/) and the "
+                        "dvs-digits cache (default: $SNNLAB_DATA, else the repository's datasets/)")
+    g.add_argument("--data-options", default=None, metavar="JSON",
+                   help="options of the data loader as a JSON object, e.g. '{\"cutout\": true}' (CIFAR) or "
+                        "'{\"train_per_class\": 900}' (dvs-cifar10); see snnlab.data.load")
     g.add_argument("--amp", type=_bool, default=d.amp, metavar="BOOL", help="mixed precision on CUDA (default: %(default)s)")
     g.add_argument("--out", default=None,
                    help="output folder for config.json, metrics.csv, checkpoint.pt (default: runs/<dataset>-<model>-<method>-T<T>-s<seed>)")
@@ -209,6 +215,14 @@ def config_from_args(args):
             kw["widths"] = [float(w) for w in args.widths.split(",")]
         except ValueError:
             raise ValueError(f"--widths must be comma-separated numbers, e.g. 1.0,0.5; got {args.widths!r}") from None
+    if args.data_options is not None:
+        import json
+
+        try:
+            kw["data_options"] = json.loads(args.data_options)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--data-options must be a JSON object, e.g. '{{\"cutout\": true}}'; got "
+                             f"{args.data_options!r} ({e.msg})") from None
     cfg = TrainConfig(**kw, progress=not args.no_progress)
     cfg.out_dir = args.out or (f"runs/{recipe.name}-s{cfg.seed}" if recipe else
                                f"runs/{cfg.dataset}-{cfg.model}-{cfg.method}-T{cfg.T}-s{cfg.seed}")

@@ -152,8 +152,8 @@ def _not_found(name: str, root: Path, missing: list[str], extra: str = "") -> Da
     shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
     return DatasetNotFoundError(
         f"dataset {name!r} not found under {root}: missing {shown}. "
-        f"Nothing is downloaded: get it from {how.format(root=root)}, or pass root= (or set SNNLAB_DATA) to "
-        f"the folder that holds {folder}/.{(' ' + extra) if extra else ''}"
+        f"Nothing is downloaded: get it from {how.format(root=root)}, or point --data-root (root=, or the environment "
+        f"variable SNNLAB_DATA) to the folder that holds {folder}/.{(' ' + extra) if extra else ''}"
     )
 
 

@@ -145,6 +145,8 @@ class TrainConfig:
     hybrid_ann_batch_size: int | None = None  #: the ANN phase's (and the calibration's) batch size (None = batch_size)
     seed: int = 0  #: model init, shuffling
     data_seed: int = 0  #: event-camera simulation seed (dvs-digits)
+    data_root: str | None = None  #: folder of the papers' datasets and the dvs-digits cache (None: $SNNLAB_DATA or datasets/)
+    data_options: dict = field(default_factory=dict)  #: options of snnlab.data.load, e.g. {"cutout": True}
     device: str = "auto"
     amp: bool = True  #: mixed precision, used on CUDA only
     amp_dtype: str = "float16"  #: "float16" (with a GradScaler) or "bfloat16" (no scaler needed); CUDA only
@@ -189,6 +191,10 @@ class TrainConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         check_T(self.T)
+        if self.data_root is not None and not isinstance(self.data_root, str):
+            raise ValueError(f"data_root must be a folder path (a string) or None, got {self.data_root!r}")
+        if not isinstance(self.data_options, dict) or not all(isinstance(k, str) for k in self.data_options):
+            raise ValueError(f"data_options must be a dict of option names to values, got {self.data_options!r}")
         if self.T_schedule is not None:
             phases = parse_T_schedule(self.T_schedule)
             total = sum(e for _, e in phases)
@@ -307,7 +313,7 @@ class TrainConfig:
 # Fields that may differ between the run that wrote a checkpoint and the run that resumes it.
 # The GPU options are how a run is computed on a machine, not what it computes: a run checkpointed on one
 # machine may continue on another (e.g. a GPU without bfloat16, or a CPU).
-_RESUME_FREE = {"resume", "progress", "device", "out_dir", "amp", "amp_dtype", "channels_last", "cudnn_benchmark"}
+_RESUME_FREE = {"resume", "progress", "device", "out_dir", "data_root", "amp", "amp_dtype", "channels_last", "cudnn_benchmark"}
 
 
 class History(list):
@@ -444,10 +450,15 @@ def build_from_config(config: TrainConfig, bundle) -> nn.Module:
 
 
 def load_data(config: TrainConfig):
-    """The dataset of a config (event data is simulated with ``T = config.T`` frames)."""
-    if config.dataset in _data.TEMPORAL:
-        return _data.load(config.dataset, T=config.T, seed=config.data_seed)
-    return _data.load(config.dataset)
+    """The dataset of a config (event data with ``T = config.T`` frames), read from ``config.data_root``."""
+    opts = dict(config.data_options)
+    kw = dict(T=config.T, seed=config.data_seed) if config.dataset in _data.TEMPORAL else {}
+    try:
+        return _data.load(config.dataset, root=config.data_root, **kw, **opts)
+    except TypeError as e:  # an option the loader does not take: a bad config value, named as such
+        if "unknown keyword argument" not in str(e):
+            raise
+        raise ValueError(f"data_options {opts!r} for {config.dataset!r}: {e}") from None
 
 
 def parse_T_schedule(spec: str) -> list[tuple[int, int]]:

@@ -17,7 +17,7 @@ def test_help_documents_every_option():
     assert out.returncode == 0
     for opt in ("--dataset", "--model", "--method", "--T", "--epochs", "--surrogate", "--width", "--lr",
                 "--batch-size", "--seed", "--device", "--out", "--resume", "--tau", "--v-th", "--reset",
-                "--detach-reset", "--neuron", "--amp", "--max-batches", "--warmup-iters", "--hybrid-ann-epochs",
+                "--detach-reset", "--neuron", "--amp", "--max-batches", "--warmup-iters", "--data-root", "--hybrid-ann-epochs",
                 "--hybrid-ann-checkpoint", "--hybrid-percentile", "--hybrid-calib-batches", "--hybrid-ann-optimizer",
                 "--hybrid-ann-lr", "--hybrid-ann-weight-decay", "--hybrid-ann-batch-size"):
         assert opt in out.stdout, opt
@@ -34,6 +34,8 @@ def test_help_documents_every_option():
         (["train", "--T", "abc"], "argument --T: invalid int value: 'abc'"),
         (["train", "--T", "0"], "T (number of time steps) must be a positive integer, got 0"),
         (["train", "--warmup-iters", "-1"], "warmup_iters must be an integer >= 0, got -1"),
+        (["train", "--data-options", "cutout"], "--data-options must be a JSON object"),
+        (["train", "--data-options", "[1]"], "data_options must be a dict of option names to values, got [1]"),
         (["train", "--width", "-1"], "width must be a finite number > 0, got -1.0"),
         (["train", "--tau", "2"], "tau (LIF decay factor) must be in (0, 1], got 2.0"),
         (["train", "--surrogate", "box"], "invalid choice: 'box'"),

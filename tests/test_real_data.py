@@ -481,3 +481,32 @@ def test_imagenet_missing_and_unsorted_val(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "imagenet" / "val" / "n1" / "b.JPEG")
     with pytest.raises(ValueError, match=r"must have the same class folders; these are in only one of them: n0, n1"):
         D.load("imagenet", root=tmp_path)
+
+
+def test_train_reads_the_papers_data_from_data_root(dvs_root, tmp_path):
+    """``TrainConfig.data_root`` / ``snnlab train --data-root``: the run's data come from that folder, and a folder
+    without the files gives one line (exit code 2) naming the folder, the missing file and the option."""
+    import subprocess
+    import sys
+
+    from snnlab.train import TrainConfig, load_data
+
+    cfg = TrainConfig(dataset="dvs-cifar10", model="tutorial", T=T_DVS, data_root=str(dvs_root),
+                      data_options={"train_per_class": 2})
+    bundle = load_data(cfg)
+    assert (bundle.name, bundle.T, len(bundle.train), len(bundle.test)) == ("dvs-cifar10", T_DVS, 20, 10)
+    x, _ = bundle.train[0]
+    want = R.events_to_frames(R.read_aedat(dvs_root / "dvs-cifar10" / CIFAR10_NAMES[0] /
+                                           f"cifar10_{CIFAR10_NAMES[0]}_{DVS_INDICES[0]}.aedat"), T_DVS, 48)
+    assert x.shape == (T_DVS, 2, 48, 48)
+    assert torch.equal(bundle.train.frames[0], torch.from_numpy(want))  # the first recording, from data_root
+    with pytest.raises(ValueError, match="train_per_klass"):  # a misspelt loader option is named
+        load_data(cfg.replace(data_options={"train_per_klass": 2}))
+    nowhere = tmp_path / "nowhere"
+    p = subprocess.run([sys.executable, "-m", "snnlab", "train", "--dataset", "cifar10", "--model", "tutorial",
+                        "--T", "1", "--epochs", "1", "--data-root", str(nowhere), "--out", str(tmp_path / "run")],
+                       capture_output=True, text=True)
+    assert p.returncode == 2, p.stderr
+    err = p.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert f"not found under {nowhere}" in err and "data_batch_1" in err and "--data-root" in err
