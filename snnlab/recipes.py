@@ -35,7 +35,7 @@ __all__ = ["Recipe", "RECIPES", "RUN_FIELDS", "names", "get", "config", "table",
 #: the same setting).
 RUN_FIELDS = frozenset({
     "device", "amp", "amp_dtype", "channels_last", "cudnn_benchmark", "out_dir", "resume", "progress",
-    "seed", "data_seed", "extra",
+    "seed", "data_seed", "extra", "data_root",
 })
 
 

@@ -114,6 +114,11 @@ def test_train_recipe_applies_only_explicit_flags():
     dsr = _cfg(["train", "--recipe", "dsr-cifar10-preresnet18-t20", "--v-th", "0.5"])
     assert (dsr.method, dsr.dsr_v_th, dsr.dsr_alpha) == ("dsr", 0.5, 0.3)
     assert recipes.differences("dsr-cifar10-preresnet18-t20", dsr) == ["dsr_v_th"]
+    # where the data live is not what the run computes; the loader's options are
+    moved = _cfg(["train", "--recipe", "tet-dvscifar10-vggsnn-t10", "--data-root", "/data/snn",
+                  "--data-options", '{"train_per_class": 800}'])
+    assert (moved.data_root, moved.data_options) == ("/data/snn", {"train_per_class": 800})
+    assert recipes.differences("tet-dvscifar10-vggsnn-t10", moved) == ["data_options"]
 
 
 def test_recipe_with_T_schedule_replaces_T_and_epochs():
