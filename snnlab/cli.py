@@ -219,7 +219,10 @@ def config_from_args(args):
         import json
 
         try:
-            kw["data_options"] = json.loads(args.data_options)
+            given = json.loads(args.data_options)
+            # on top of a recipe's options (e.g. DSR's preprocessing), not instead of them
+            base = recipe.config.get("data_options", {}) if recipe is not None else {}
+            kw["data_options"] = {**base, **given} if isinstance(given, dict) else given
         except json.JSONDecodeError as e:
             raise ValueError(f"--data-options must be a JSON object, e.g. '{{\"cutout\": true}}'; got "
                              f"{args.data_options!r} ({e.msg})") from None

@@ -195,14 +195,14 @@ def load(
     Args:
         name: one of ``DATASETS``: ``"digits"``, ``"dvs-digits"`` (embedded), ``"cifar10"``, ``"cifar100"``,
             ``"dvs-cifar10"``, ``"imagenet"`` (files on disk: ``snnlab.real_data``).
-        T: frames per sample, for event data only (dvs-digits: default 8; dvs-cifar10: default 10). Static
+        T: frames per sample, for event data only (dvs-digits: default 8; dvs-cifar10: default 10, 20 with preprocess="dsr"). Static
             data take no T: the model's encoder repeats each image T times.
         root: data folder (default: ``default_root()``): the cache of dvs-digits, and where the papers'
             datasets are read from (``root/cifar-10-batches-py``, ``root/dvs-cifar10``, ...).
         seed: seed of the event-camera simulation (dvs-digits only). The train/test split never depends on it.
         **kwargs: dvs-digits: simulation parameters, see ``DVS_DEFAULTS`` (``size``, ``threshold``, ``n_sim``,
             ``amplitude``, ``jitter``, ``threshold_noise``). The papers' datasets: ``augment`` (all),
-            ``cutout``, ``autoaugment``, ``verify`` (CIFAR), ``size``, ``train_per_class`` (dvs-cifar10).
+            ``cutout``, ``autoaugment``, ``verify`` (CIFAR), ``size``, ``train_per_class``, ``preprocess`` ("tet" | "dsr") (dvs-cifar10).
 
     Returns:
         ``DataBundle``. digits / dvs-digits: 1,437 train and 360 test samples, ``x`` ``[1, 8, 8]`` in [0, 1] /

@@ -17,7 +17,8 @@ name                what is read (under ``root``)
 ``"dvs-cifar10"``   ``dvs-cifar10/<class>/*.aedat`` for the 10 classes ``airplane .. truck``: the CIFAR10-DVS
                     recordings (Li et al. 2017) as distributed on figshare (one zip per class, 1,000 files
                     ``cifar10_<class>_<i>.aedat`` each), in jAER's AEDAT 2.0 format (see ``read_aedat``).
-                    Turned into ``[T, 2, 48, 48]`` frames once and cached (``frames_T*_s*_v*.npz``).
+                    Turned into ``[T, 2, 48, 48]`` frames once and cached (``frames_T*_s*_v*.npz``; with
+                    ``preprocess="dsr"``: ``frames_dsr_T*_s*_v*.npz``).
 ``"imagenet"``      ``imagenet/train/<wnid>/*.JPEG`` and ``imagenet/val/<wnid>/*.JPEG`` (ILSVRC-2012, val sorted
                     into the same class folders), by ``torchvision.datasets.ImageFolder``.
 ==================  ===========================================================================================
@@ -34,7 +35,8 @@ tagged [snnlab].
   the argument shadows the function it calls); ``autoaugment=True`` adds torchvision's ``AutoAugment`` with
   the CIFAR-10 policy before ``ToTensor`` [snnlab: not in TET's code, offered for recipes that use it].
   ``verify=True`` (default) checks every batch file's MD5 against torchvision's published checksums.
-* CIFAR10-DVS [code ``preprocess/dvscifar_dataloader.py``, ``data_loaders.DVSCifar10``]:
+* CIFAR10-DVS, ``preprocess="tet"`` (the default) [code ``preprocess/dvscifar_dataloader.py``,
+  ``data_loaders.DVSCifar10``]:
 
   1. the events of one recording, in file order, are split into ``T`` (default 10) chunks of equal event
      count ``N // T`` (the last ``N mod T`` events are dropped, as the code does; SpikingJelly's
@@ -57,6 +59,50 @@ tagged [snnlab].
   Orientation: the pixel address is decoded as SpikingJelly's ``CIFAR10DVS`` does (see ``read_aedat``). TET's
   MATLAB converter (``preprocess/dat2mat.m``) gives the left-right mirror image; the random flip makes the
   two equivalent for training.
+* CIFAR10-DVS with ``preprocess="dsr"``: DSR's pipeline (Meng et al., CVPR 2022; github.com/qymeng94/DSR,
+  ``cifar/utils/cifar10_dvs.py``, an early SpikingJelly ``CIFAR10DVS``, and the ``'CIFAR10DVS'`` branch of
+  ``cifar/main_single_gpu.py``: ``CIFAR10DVS(split_ratio=0.9, frames_num=args.timesteps, split_by='number',
+  normalization=None)``, train transform ``Resize([48, 48]), RandomCrop(48, padding=4)``, test ``Resize([48,
+  48])``), tagged [code] as above:
+
+  1. ``T`` frames (default 20, the script's ``--timesteps``) of ``N // T`` events each, in file order, the
+     LAST frame taking the remainder: frame ``j`` holds events ``j*(N//T) <= i < (j+1)*(N//T)``, the last
+     ``(T-1)*(N//T) <= i < N`` [code ``integrate_events_to_frames(split_by='number')``]. With fewer than ``T``
+     events the code does not fail: the first ``T - 1`` frames are empty and the last one holds them all;
+     snnlab does the same;
+  2. raw event counts per pixel and polarity, NOT normalised (``normalization=None``: neither the ``'max'``
+     of the class's default nor TET's per-frame maximum) [code];
+  3. the frame layout of DSR's reader, which differs from snnlab's (``read_aedat``, ``event_counts``) [code
+     ``CIFAR10DVS.read_bin``, ``integrate_events_to_frames``]: ``read_bin`` decodes ``x = 127 - x_raw``,
+     ``y = y_raw`` (bits 1-7 and 8-14 of the address; the later SpikingJelly that ``read_aedat`` follows
+     decodes ``x = 127 - y_raw``, ``y = 127 - x_raw``), the frame is indexed ``[row = y, column = x]``, and
+     channel 0 counts ``p == 0`` with ``p = 1 - bit 0``, i.e. channel 0 = OFF, 1 = ON (snnlab: 0 = ON).
+     In terms of snnlab's events (``read_aedat``'s ``x``, ``y``, ``p``): channel ``p``, row ``127 - x``,
+     column ``y``; so each DSR frame is snnlab's layout with the two channels swapped and rotated by 90
+     degrees (``np.rot90`` of the image, counter-clockwise). snnlab reproduces DSR's layout: for training
+     from scratch it changes nothing (a fixed rotation / channel permutation, and no flip augmentation in
+     DSR), but it keeps DSR's frames and checkpoints comparable;
+  4. resized from 128 x 128 to ``size`` (48) as ``torchvision.transforms.Resize([48, 48])`` does on the float32
+     frame tensor in the versions DSR required (PyTorch >= 1.7.1, torchvision 0.8-0.12): bilinear,
+     ``align_corners=False``, WITHOUT antialiasing (those versions had none for tensors; torchvision >= 0.17
+     antialiases by default, which would change DSR's inputs). snnlab calls
+     ``torch.nn.functional.interpolate(bilinear, align_corners=False, antialias=False)``, which is what that
+     ``Resize`` ran (and what today's ``Resize(antialias=False)`` gives). Resize is deterministic, so snnlab
+     does it once, before caching (DSR does it per sample in the loader);
+  5. storage [snnlab]: the resized counts are not bounded by 255, so they are cached as float16 (half the
+     memory of float32: about 1.8 GB for T = 20). Every value is checked when the cache is built: finite and
+     within a relative error of 2^-11 of the float32 result (counts up to 2,048 are exact; at 48 x 48 the
+     values are multiples of 1/36 in exact arithmetic, far above float16's subnormal range); a recording that
+     fails the check raises ValueError. Samples come back as float32 counts (no division by 255);
+  6. split [code ``CIFAR10DVS.__init__``]: training takes files ``cifar10_<class>_<i>`` with
+     ``i in range(int(0.9 * 1000))`` = 0..899 of every class, test 900..999; the class order is airplane ..
+     truck (label order), then ``i`` ascending. That is snnlab's ``train_per_class=900`` (the default), with
+     snnlab's index = the position in the natural sort of the file names, which equals ``i`` for the complete
+     dataset (DSR builds the names from ``i`` and would fail on a missing file; snnlab takes what is there);
+  7. training augmentation [code ``RandomCrop(48, padding=4)``]: the clip is zero-padded by 4 pixels on each
+     side and one ``48 x 48`` window is cut at a uniformly random offset ``(i, j) in {0..8}^2``, the same for
+     all frames and both channels (``dsr_augment``, drawn as torchvision's ``RandomCrop.get_params`` draws:
+     row offset first); no flip, no roll. Test samples are only resized.
 * ImageNet [code ``build_imagenet``]: train ``RandomResizedCrop(224)``, ``RandomHorizontalFlip``; val
   ``Resize(256)``, ``CenterCrop(224)``; both ``ToTensor`` and ``Normalize((0.485, 0.456, 0.406),
   (0.229, 0.224, 0.225))``.
@@ -94,6 +140,9 @@ __all__ = [
     "event_counts",
     "events_to_frames",
     "nda_augment",
+    "dsr_event_counts",
+    "dsr_events_to_frames",
+    "dsr_augment",
     "EventFrames",
     "load",
 ]
@@ -111,9 +160,15 @@ IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 DVS_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 DVS_SENSOR = 128  #: the DVS128 sensor is 128 x 128 pixels
 DVS_DEFAULT_T = 10  #: frames per recording in TET's code
-DVS_DEFAULTS = {"size": 48, "train_per_class": 900, "augment": True}
+DVS_DEFAULTS = {"size": 48, "train_per_class": 900, "augment": True, "preprocess": "tet"}
+DVS_PREPROCESS = ("tet", "dsr")  #: the values of ``preprocess`` (module docstring)
 DVS_MAX_SHIFT = 5  #: the roll of TET's augmentation, in pixels
+DSR_DEFAULT_T = 20  #: frames per recording in DSR's code (``--timesteps``)
+DSR_PADDING = 4  #: the zero padding of DSR's ``RandomCrop(48, padding=4)``, in pixels
 _DVS_CACHE_VERSION = 1  # bump when the preprocessing changes, so old caches are rebuilt
+_DSR_CACHE_VERSION = 1  # the same for preprocess="dsr"
+#: per preprocessing: the dtype of the cached frames
+_DVS_CACHE_DTYPE = {"tet": np.uint8, "dsr": np.float16}
 
 #: (folder under root, files, where to get them) for the error messages
 _SOURCES = {
@@ -378,20 +433,91 @@ def nda_augment(x: torch.Tensor, max_shift: int = DVS_MAX_SHIFT, generator: torc
     return torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
 
 
-class EventFrames(Dataset):
-    """Preprocessed event clips: ``x`` float32 ``[T, 2, size, size]`` in [0, 1] (uint8 / 255), ``y`` int64.
+def dsr_event_counts(events: np.ndarray, T: int, size: int = DVS_SENSOR) -> np.ndarray:
+    """DSR's framing (module docstring, ``preprocess="dsr"`` steps 1-3): int64 ``[T, 2, size, size]``.
 
-    ``augment=True`` applies ``nda_augment`` to every sample it returns (training set); ``frames`` and
+    Frame ``j < T - 1`` counts events ``j*(N//T) <= i < (j+1)*(N//T)``, the last frame the rest (the remainder
+    goes to the last frame, as SpikingJelly's ``split_by='number'``). DSR's layout: ``out[j, c, r, k]`` counts
+    the events with ``p == c`` (channel 0 = OFF, 1 = ON) at ``r = size - 1 - x``, ``k = y`` (``read_aedat``'s
+    ``x``, ``y``, ``p``). Raw counts, no normalisation; fewer than T events leave the first frames empty.
+    """
+    T = _check_pos_int("T", T)
+    n = len(events)
+    chunk = n // T
+    frame = np.minimum(np.arange(n) // chunk, T - 1) if chunk else np.full(n, T - 1)
+    channel = events["p"].astype(np.int64)
+    x, y = events["x"].astype(np.int64), events["y"].astype(np.int64)
+    if n and (x.min() < 0 or y.min() < 0 or x.max() >= size or y.max() >= size):
+        raise ValueError(f"event coordinates outside the {size}x{size} sensor")
+    if n and (channel.min() < 0 or channel.max() > 1):
+        raise ValueError("event polarities other than 0 and 1")
+    flat = ((frame * 2 + channel) * size + (size - 1 - x)) * size + y
+    return np.bincount(flat, minlength=T * 2 * size * size).reshape(T, 2, size, size)
+
+
+def dsr_events_to_frames(events: np.ndarray, T: int = DSR_DEFAULT_T, size: int = 48) -> np.ndarray:
+    """DSR's preprocessing of one recording (module docstring, ``preprocess="dsr"`` steps 1-4): float32
+    ``[T, 2, size, size]``: ``dsr_event_counts`` -> float32 -> bilinear resize WITHOUT antialiasing from 128 to
+    ``size`` (``align_corners=False``, as torchvision's tensor ``Resize`` before 0.13; skipped when
+    ``size == 128``). The values are (interpolated) event counts, not normalised."""
+    size = _check_pos_int("size", size)
+    frames = torch.from_numpy(dsr_event_counts(events, T)).to(torch.float32)
+    if size != DVS_SENSOR:
+        frames = torch.nn.functional.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False,
+                                                 antialias=False)
+    return frames.numpy()
+
+
+def _dsr_float16(frames: np.ndarray) -> np.ndarray:
+    """``frames`` (float32) as float16, checked: finite and within a relative error of 2^-11 everywhere."""
+    with np.errstate(over="ignore"):
+        half = frames.astype(np.float16)
+    err = np.abs(half.astype(np.float32) - frames)
+    if not np.isfinite(half).all() or (err > np.abs(frames) * 2.0 ** -11).any():
+        raise ValueError(
+            f"event counts (max {float(frames.max()):g}) do not fit float16 within a relative error of 2^-11 "
+            "(finite, at most 65504, not subnormal)"
+        )
+    return half
+
+
+def dsr_augment(x: torch.Tensor, padding: int = DSR_PADDING, generator: torch.Generator | None = None):
+    """DSR's training augmentation of one clip ``[..., H, W]``: torchvision's ``RandomCrop((H, W),
+    padding=padding)`` on the whole tensor: zero padding on all four sides, then one window at row offset ``i``
+    and column offset ``j``, each uniform in ``{0, ..., 2 * padding}`` (drawn in that order, as
+    ``RandomCrop.get_params``), the same for every frame and channel."""
+    if padding == 0:
+        return x
+    h, w = x.shape[-2:]
+    padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))
+    i = int(torch.randint(0, 2 * padding + 1, size=(1,), generator=generator).item())
+    j = int(torch.randint(0, 2 * padding + 1, size=(1,), generator=generator).item())
+    return padded[..., i : i + h, j : j + w]
+
+
+class EventFrames(Dataset):
+    """Preprocessed event clips: ``x`` float32 ``[T, 2, size, size]``, ``y`` int64.
+
+    ``preprocess="tet"``: ``frames`` are uint8 and ``x`` is ``frames / 255`` in [0, 1]; ``augment=True`` applies
+    ``nda_augment`` to every sample it returns (training set). ``preprocess="dsr"``: ``frames`` are float16
+    event counts and ``x`` is them as float32; ``augment=True`` applies ``dsr_augment``. ``frames`` and
     ``labels`` are the whole split, ``index`` the recording number of each sample within its class.
     """
 
-    def __init__(self, frames: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, augment: bool):
+    def __init__(self, frames: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, augment: bool,
+                 preprocess: str = "tet"):
         self.frames, self.labels, self.index, self.augment = frames, labels, index, bool(augment)
+        self.preprocess = _check_preprocess(preprocess)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, i):
+        if getattr(self, "preprocess", "tet") == "dsr":
+            x = self.frames[i].to(torch.float32)
+            if self.augment:
+                x = dsr_augment(x)
+            return x, self.labels[i]
         x = self.frames[i].to(torch.float32).div_(255)
         if self.augment:
             x = nda_augment(x)
@@ -408,11 +534,13 @@ def _dvs_files(base: Path) -> dict[str, list[Path]]:
             for c in DVS_CLASSES}
 
 
-def _dvs_cache_path(base: Path, T: int, size: int) -> Path:
+def _dvs_cache_path(base: Path, T: int, size: int, preprocess: str = "tet") -> Path:
+    if preprocess == "dsr":
+        return base / f"frames_dsr_T{T}_s{size}_v{_DSR_CACHE_VERSION}.npz"
     return base / f"frames_T{T}_s{size}_v{_DVS_CACHE_VERSION}.npz"
 
 
-def _read_dvs_cache(path: Path, manifest: list | None, T: int, size: int):
+def _read_dvs_cache(path: Path, manifest: list | None, T: int, size: int, dtype=np.uint8):
     """``(frames, labels, index, manifest)`` from the cache, or None (with a warning) if unusable or stale."""
     if not path.exists():
         return None
@@ -420,7 +548,7 @@ def _read_dvs_cache(path: Path, manifest: list | None, T: int, size: int):
         with np.load(path, allow_pickle=False) as z:
             frames, labels, index = z["frames"], z["labels"], z["index"]
             cached = json.loads(str(z["manifest"]))
-        if frames.shape[1:] != (T, 2, size, size) or frames.dtype != np.uint8 or len(labels) != len(frames):
+        if frames.shape[1:] != (T, 2, size, size) or frames.dtype != dtype or len(labels) != len(frames):
             raise ValueError(f"unexpected contents (frames {frames.shape} {frames.dtype})")
     except Exception as e:  # truncated or foreign file: rebuild it
         warnings.warn(f"cache file {path} is unreadable ({type(e).__name__}: {e}); rebuilding it", stacklevel=4)
@@ -450,11 +578,14 @@ def _write_dvs_cache(path: Path, frames, labels, index, manifest) -> bool:
         return False
 
 
-def _load_dvs_cifar10(root: Path, T: int, *, size: int = 48, train_per_class: int = 900, augment: bool = True):
+def _load_dvs_cifar10(root: Path, T: int, *, size: int = 48, train_per_class: int = 900, augment: bool = True,
+                      preprocess: str = "tet"):
     from tqdm.auto import tqdm
 
     from .data import DataBundle
 
+    preprocess = _check_preprocess(preprocess)
+    dtype = _DVS_CACHE_DTYPE[preprocess]
     size = _check_pos_int("size", size)
     if size > DVS_SENSOR:
         raise ValueError(f"size must be at most the sensor's {DVS_SENSOR} pixels; got {size}")
@@ -462,7 +593,7 @@ def _load_dvs_cifar10(root: Path, T: int, *, size: int = 48, train_per_class: in
     _check_bool("augment", augment)
     base = root / "dvs-cifar10"
     files = _dvs_files(base)
-    cache = _dvs_cache_path(base, T, size)
+    cache = _dvs_cache_path(base, T, size, preprocess)
     missing = [f"{base / c}/ (no .aedat files)" for c, fs in files.items() if not fs]
     if len(missing) == len(DVS_CLASSES) and cache.exists():
         manifest = None  # the recordings were removed after the cache was made: use the cache alone
@@ -473,7 +604,7 @@ def _load_dvs_cifar10(root: Path, T: int, *, size: int = 48, train_per_class: in
         manifest = [[f"{c}/{p.name}", p.stat().st_size] for c in DVS_CLASSES for p in files[c]]
 
     cache_only = manifest is None
-    got = _read_dvs_cache(cache, manifest, T, size)
+    got = _read_dvs_cache(cache, manifest, T, size, dtype)
     if got is not None:
         frames, labels, index, manifest = got
         cached = True
@@ -481,13 +612,16 @@ def _load_dvs_cifar10(root: Path, T: int, *, size: int = 48, train_per_class: in
         raise _not_found("dvs-cifar10", root, missing, extra=f"(The cache {cache} is unreadable.)")
     else:
         paths = [(k, p) for k, c in enumerate(DVS_CLASSES) for p in files[c]]
-        frames = np.empty((len(paths), T, 2, size, size), dtype=np.uint8)
+        frames = np.empty((len(paths), T, 2, size, size), dtype=dtype)
         labels = np.empty(len(paths), dtype=np.int64)
         index = np.empty(len(paths), dtype=np.int64)
         per_class = dict.fromkeys(range(len(DVS_CLASSES)), 0)
         for i, (k, p) in enumerate(tqdm(paths, desc="dvs-cifar10: events -> frames (once)", leave=False)):
             try:
-                frames[i] = events_to_frames(read_aedat(p), T, size)
+                if preprocess == "dsr":
+                    frames[i] = _dsr_float16(dsr_events_to_frames(read_aedat(p), T, size))
+                else:
+                    frames[i] = events_to_frames(read_aedat(p), T, size)
             except ValueError as e:
                 raise ValueError(f"{p}: {e}") from None
             labels[i], index[i] = k, per_class[k]
@@ -506,11 +640,12 @@ def _load_dvs_cifar10(root: Path, T: int, *, size: int = 48, train_per_class: in
     tr, te = torch.from_numpy(np.flatnonzero(is_train)), torch.from_numpy(np.flatnonzero(~is_train))
     return DataBundle(
         name="dvs-cifar10",
-        train=EventFrames(x[tr], y[tr], idx[tr], augment=augment),
-        test=EventFrames(x[te], y[te], idx[te], augment=False),
+        train=EventFrames(x[tr], y[tr], idx[tr], augment=augment, preprocess=preprocess),
+        test=EventFrames(x[te], y[te], idx[te], augment=False, preprocess=preprocess),
         num_classes=len(DVS_CLASSES), input_shape=(2, size, size), temporal=True, T=T,
         info={"source": str(base), "format": "AEDAT 2.0 (jAER)", "classes": list(DVS_CLASSES), "T": T, "size": size,
-              "train_per_class": train_per_class, "augment": augment, "max_shift": DVS_MAX_SHIFT,
+              "train_per_class": train_per_class, "augment": augment, "preprocess": preprocess,
+              **({"crop_padding": DSR_PADDING} if preprocess == "dsr" else {"max_shift": DVS_MAX_SHIFT}),
               "recordings": int(len(labels)), "cache": str(cache) if cached else None,
               "cache_only": cache_only},
     )
@@ -582,7 +717,8 @@ def load(name: str, *, T: int | None = None, root: str | os.PathLike | None = No
     _check_kwargs(name, kwargs, allowed=_KWARGS[name])
     root = Path(root).expanduser() if root is not None else default_root()
     if name == "dvs-cifar10":
-        return _load_dvs_cifar10(root, DVS_DEFAULT_T if T is None else _check_T(T), **kwargs)
+        default_T = DSR_DEFAULT_T if _check_preprocess(kwargs.get("preprocess", "tet")) == "dsr" else DVS_DEFAULT_T
+        return _load_dvs_cifar10(root, default_T if T is None else _check_T(T), **kwargs)
     if T is not None:
         raise ValueError(
             f"{name!r} is a static dataset, so load() takes no T (got T={T!r}): the model's encoder repeats each "
@@ -591,6 +727,12 @@ def load(name: str, *, T: int | None = None, root: str | os.PathLike | None = No
     if name == "imagenet":
         return _load_imagenet(root, **kwargs)
     return _load_cifar(name, root, **kwargs)
+
+
+def _check_preprocess(v) -> str:
+    if not isinstance(v, str) or v not in DVS_PREPROCESS:
+        raise ValueError(f"preprocess must be one of {', '.join(map(repr, DVS_PREPROCESS))}; got {v!r}")
+    return v
 
 
 def _check_bool(name: str, v) -> None:

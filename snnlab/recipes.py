@@ -214,13 +214,18 @@ def _build() -> dict[str, Recipe]:
     out.append(Recipe(
         name="dsr-dvscifar10-vgg11-t20",
         paper="DSR",
-        config=dict(dataset="dvs-cifar10", model="vgg11", T=20, **{**_DSR_LIF, "lr": 0.05, "epochs": 300}),
+        # DSR's own CIFAR10-DVS preprocessing (snnlab.real_data, preprocess="dsr"): SpikingJelly-style frames
+        # (equal event counts, remainder in the last frame, raw counts), Resize to 48 without antialiasing,
+        # RandomCrop(48, padding=4); split_ratio=0.9 = files 0..899 of each class train, 900..999 test [code]
+        config=dict(dataset="dvs-cifar10", model="vgg11", T=20, **{**_DSR_LIF, "lr": 0.05, "epochs": 300},
+                    data_options={"preprocess": "dsr", "train_per_class": 900}),
         paper_top1=77.27,
         source="DSR table, DVS-CIFAR10 VGG-11 [recall]; T = 20 (code); README command: vgg.vgg11_lif --lr=0.05 "
-               "--epochs=300, other values the script's defaults [code]",
+               "--epochs=300, other values the script's defaults [code]; data: main_single_gpu.py's 'CIFAR10DVS' "
+               "branch and cifar/utils/cifar10_dvs.py (split_by='number', normalization=None, Resize([48, 48]), "
+               "RandomCrop(48, padding=4), split_ratio=0.9) [code]",
         assumed={},
-        needs=("DSR's own CIFAR10-DVS preprocessing (SpikingJelly-based); snnlab.real_data follows TET's "
-               "pipeline (equal-count frames, 48x48, 900/100 split, flip + roll)",),
+        needs=(),
         notes=_DSR_GRAD_NOTE,
     ))
     out.append(Recipe(

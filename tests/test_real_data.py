@@ -432,6 +432,190 @@ def test_dvs_cifar10_bad_arguments(dvs_root):
 
 
 # ----------------------------------------------------------------------------------------------------------
+# CIFAR10-DVS: preprocess="dsr" (DSR's code: SpikingJelly-style framing, raw counts, Resize, RandomCrop)
+
+
+def test_dsr_framing_by_hand_remainder_to_last_frame_raw_counts():
+    # 7 events into T=3 frames: N // T = 2 events per frame, the last frame takes the remaining 3
+    ev = make_events([(5, 9, 1), (5, 9, 1),              # frame 0: two ON events at x=5, y=9
+                      (0, 0, 0), (127, 3, 1),            # frame 1: OFF at (0, 0), ON at x=127, y=3
+                      (7, 7, 0), (7, 7, 0), (1, 2, 1)])  # frame 2: two OFF events + the remainder
+    counts = R.dsr_event_counts(ev, T=3)
+    # DSR's layout: channel = p (0 = OFF, 1 = ON), row = 127 - x, column = y; counts not normalised
+    expected = np.zeros((3, 2, 128, 128), dtype=np.int64)
+    expected[0, 1, 127 - 5, 9] = 2
+    expected[1, 0, 127, 0] = 1
+    expected[1, 1, 0, 3] = 1
+    expected[2, 0, 120, 7] = 2
+    expected[2, 1, 126, 2] = 1
+    np.testing.assert_array_equal(counts, expected)
+    frames = R.dsr_events_to_frames(ev, T=3, size=128)  # no resize at 128: the counts themselves, float32
+    assert frames.dtype == np.float32 and frames.max() == 2
+    np.testing.assert_array_equal(frames, expected)
+    # fewer events than frames: no error (as DSR's code), the first frames are empty, the last holds them all
+    few = R.dsr_event_counts(ev[:2], T=3)
+    assert few[:2].sum() == 0 and few[2, 1, 122, 9] == 2
+    # with N divisible by T it is TET's counting in another layout: channels swapped, image rotated by 90 deg
+    rng = np.random.default_rng(0)
+    ev = make_events(list(zip(rng.integers(0, 128, 600), rng.integers(0, 128, 600), rng.integers(0, 2, 600))))
+    np.testing.assert_array_equal(R.dsr_event_counts(ev, T=3),
+                                  np.rot90(R.event_counts(ev, T=3)[:, ::-1], axes=(-2, -1)))
+
+
+def test_dsr_layout_follows_dsr_read_bin_bit_by_bit(tmp_path):
+    # DSR's read_bin: x = 127 - ((addr & 0xFE) >> 1), y = (addr & 0x7F00) >> 8, p = 1 - (addr & 1); the frame
+    # is [channel (p == 0 -> 0, else 1), row y, column x]
+    addrs = [0x00000A07, 0x00003C10, 0x00007FFE, 0x00000001]
+    body = b"".join(struct.pack(">II", a, 10 * k) for k, a in enumerate(addrs))
+    path = tmp_path / "bits.aedat"
+    path.write_bytes(AEDAT_HEADER + body)
+    counts = R.dsr_event_counts(R.read_aedat(path), T=1)
+    expected = np.zeros((1, 2, 128, 128), dtype=np.int64)
+    for a in addrs:
+        x, y, p = 127 - ((a & 0xFE) >> 1), (a & 0x7F00) >> 8, 1 - (a & 1)
+        expected[0, 0 if p == 0 else 1, y, x] += 1
+    np.testing.assert_array_equal(counts, expected)
+
+
+def test_dsr_resize_is_bilinear_without_antialiasing():
+    rows = [(x, y, 1) for y in range(128) for x in range(128)] * 3  # 3 ON events on every pixel: uniform
+    frames = R.dsr_events_to_frames(make_events(rows), T=1, size=48)
+    assert frames.shape == (1, 2, 48, 48) and frames.dtype == np.float32
+    np.testing.assert_allclose(frames[0, 1], 3, rtol=1e-6)  # raw counts, no normalisation
+    assert (frames[0, 0] == 0).all()
+    # the same as torchvision's Resize([48, 48]) on the float tensor without antialiasing (DSR's torchvision)
+    from torchvision import transforms as tv
+
+    rng = np.random.default_rng(1)
+    ev = make_events(list(zip(rng.integers(0, 128, 5000), rng.integers(0, 128, 5000), rng.integers(0, 2, 5000))))
+    counts = torch.from_numpy(R.dsr_event_counts(ev, T=2)).float()
+    want = tv.Resize([48, 48], antialias=False)(counts)
+    torch.testing.assert_close(torch.from_numpy(R.dsr_events_to_frames(ev, T=2, size=48)), want, rtol=0, atol=0)
+    assert not torch.allclose(want, tv.Resize([48, 48], antialias=True)(counts))  # which is what DSR did not do
+
+
+def test_dsr_float16_storage_is_checked():
+    x = np.array([0.0, 1 / 36, 5 / 6, 3.0, 2047.0, 31.5], dtype=np.float32)
+    np.testing.assert_allclose(R._dsr_float16(x).astype(np.float32), x, rtol=2.0 ** -11, atol=0)
+    assert R._dsr_float16(x).dtype == np.float16
+    for bad in (70000.0, 1e-6):  # overflows / subnormal: not within 2^-11
+        with pytest.raises(ValueError, match="do not fit float16"):
+            R._dsr_float16(np.array([1.0, bad], dtype=np.float32))
+
+
+def test_dsr_augment_is_one_zero_padded_random_crop_of_the_whole_clip():
+    x = torch.arange(1, 3 * 2 * 6 * 6 + 1, dtype=torch.float32).reshape(3, 2, 6, 6)
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    g = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(1000):
+        out = R.dsr_augment(x, generator=g)
+        assert out.shape == x.shape
+        offsets = [(i, j) for i in range(9) for j in range(9) if torch.equal(out, padded[..., i:i + 6, j:j + 6])]
+        assert len(offsets) == 1  # one window, the same for every frame and channel
+        seen.add(offsets[0])
+        assert (out == 0).any() == (offsets[0] != (4, 4))  # shifted: zeros enter from the border (x has none)
+    assert len(seen) == 81  # every offset in {0..8}^2 occurs
+    # torch's global generator, as torchvision's RandomCrop(padding=4): same draws, same result, seeded repeat
+    from torchvision import transforms as tv
+
+    torch.manual_seed(5)
+    ours = [R.dsr_augment(x) for _ in range(5)]
+    torch.manual_seed(5)
+    theirs = [tv.RandomCrop(6, padding=4)(x) for _ in range(5)]
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    assert len({tuple(o.flatten().tolist()) for o in ours}) > 1  # different draws differ
+    torch.manual_seed(5)
+    assert all(torch.equal(a, R.dsr_augment(x)) for a in ours)
+
+
+@pytest.fixture(scope="module")
+def dsr(dvs_root):
+    return D.load("dvs-cifar10", root=dvs_root, T=T_DVS, train_per_class=2, preprocess="dsr")
+
+
+def test_dvs_cifar10_dsr_shapes_split_values(dsr, dvs, dvs_root):
+    assert (dsr.input_shape, dsr.T) == ((2, 48, 48), T_DVS)
+    assert (dsr.info["preprocess"], dsr.info["crop_padding"]) == ("dsr", 4)
+    # the split: the first train_per_class recordings of each class by file number (DSR: 0..899 of 1,000)
+    assert dsr.train.index.tolist() == [0, 1] * 10 and dsr.test.index.tolist() == [2] * 10
+    assert dsr.train.labels.tolist() == dvs.train.labels.tolist() and dsr.test.labels.tolist() == list(range(10))
+    assert dsr.train.frames.dtype == torch.float16
+    for k, c in enumerate(CIFAR10_NAMES):
+        x, y = dsr.test[k]
+        assert x.shape == (T_DVS, 2, 48, 48) and x.dtype == torch.float32 and y == k
+        ev = R.read_aedat(dvs_root / "dvs-cifar10" / c / f"cifar10_{c}_10.aedat")
+        want = torch.from_numpy(R.dsr_events_to_frames(ev, T_DVS, 48))
+        torch.testing.assert_close(x, want, rtol=2.0 ** -11, atol=0)
+    x, _ = next(iter(dsr.loaders(4)[0]))
+    assert x.shape == (4, T_DVS, 2, 48, 48) and x.dtype == torch.float32
+
+
+def test_dvs_cifar10_dsr_train_augmentation(dsr, dvs_root):
+    clean = dsr.train.frames[3].float()
+    padded = torch.nn.functional.pad(clean, (4, 4, 4, 4))
+    torch.manual_seed(0)
+    first = [dsr.train[3][0] for _ in range(12)]
+    for x in first:
+        assert any(torch.equal(x, padded[..., i:i + 48, j:j + 48]) for i in range(9) for j in range(9)), \
+            "a training sample is not a zero-padded crop of its frames"
+    assert len({tuple(x.flatten().tolist()) for x in first}) > 1
+    torch.manual_seed(0)
+    assert all(torch.equal(a, dsr.train[3][0]) for a in first)  # seeded: the same crops again
+    assert all(torch.equal(dsr.test[0][0], dsr.test[0][0]) for _ in range(3))  # the test set is not augmented
+    plain = D.load("dvs-cifar10", root=dvs_root, T=T_DVS, train_per_class=2, preprocess="dsr", augment=False)
+    assert torch.equal(plain.train[3][0], clean)
+
+
+def test_dvs_cifar10_dsr_cache_separate_written_once_and_reused(dsr, dvs, dvs_root, monkeypatch):
+    cache = dvs_root / "dvs-cifar10" / f"frames_dsr_T{T_DVS}_s48_v1.npz"
+    tet_cache = dvs_root / "dvs-cifar10" / f"frames_T{T_DVS}_s48_v1.npz"
+    assert dsr.info["cache"] == str(cache) and cache.is_file() and dvs.info["cache"] == str(tet_cache)
+    assert not list(cache.parent.glob("*.tmp"))
+    with np.load(cache) as z:
+        assert z["frames"].dtype == np.float16
+    with np.load(tet_cache) as z:  # TET's file is its own, untouched
+        assert z["frames"].dtype == np.uint8
+        assert np.array_equal(z["frames"][z["index"] < 2], dvs.train.frames.numpy())
+
+    def fail(path):
+        raise AssertionError("read an .aedat file although the cache is there")
+
+    monkeypatch.setattr(R, "read_aedat", fail)
+    again = D.load("dvs-cifar10", root=dvs_root, T=T_DVS, train_per_class=2, preprocess="dsr")
+    assert torch.equal(again.train.frames, dsr.train.frames) and torch.equal(again.test.frames, dsr.test.frames)
+    tet = D.load("dvs-cifar10", root=dvs_root, T=T_DVS, train_per_class=2, preprocess="tet")
+    assert torch.equal(tet.train.frames, dvs.train.frames) and tet.info["cache"] == str(tet_cache)
+
+
+def test_dvs_cifar10_dsr_stale_and_foreign_cache(tmp_path):
+    rng = np.random.default_rng(4)
+    for c in CIFAR10_NAMES:
+        for i in range(2):
+            write_aedat(tmp_path / "dvs-cifar10" / c / f"cifar10_{c}_{i}.aedat", *random_events(rng, 20))
+    first = D.load("dvs-cifar10", root=tmp_path, T=2, size=16, train_per_class=1, preprocess="dsr")
+    write_aedat(tmp_path / "dvs-cifar10" / "cat" / "cifar10_cat_1.aedat", *random_events(rng, 30))
+    with pytest.warns(UserWarning, match="made from other .aedat files"):
+        second = D.load("dvs-cifar10", root=tmp_path, T=2, size=16, train_per_class=1, preprocess="dsr")
+    assert not torch.equal(first.test.frames[3], second.test.frames[3])
+    # a uint8 (TET-style) file under the DSR name is not taken for DSR frames: rebuilt
+    tet = D.load("dvs-cifar10", root=tmp_path, T=2, size=16, train_per_class=1)
+    cache = tmp_path / "dvs-cifar10" / "frames_dsr_T2_s16_v1.npz"
+    cache.write_bytes((tmp_path / "dvs-cifar10" / "frames_T2_s16_v1.npz").read_bytes())
+    with pytest.warns(UserWarning, match="unreadable"):
+        third = D.load("dvs-cifar10", root=tmp_path, T=2, size=16, train_per_class=1, preprocess="dsr")
+    assert torch.equal(third.test.frames, second.test.frames) and tet.test.frames.dtype == torch.uint8
+
+
+def test_dvs_cifar10_preprocess_default_T_and_bad_value(dvs_root):
+    assert D.load("dvs-cifar10", root=dvs_root, train_per_class=2, preprocess="dsr").T == R.DSR_DEFAULT_T == 20
+    assert "preprocess" in R._KWARGS["dvs-cifar10"] and R.DVS_DEFAULTS["preprocess"] == "tet"
+    for bad in ("DSR", "spikingjelly", None):
+        with pytest.raises(ValueError, match=rf"preprocess must be one of 'tet', 'dsr'; got {re.escape(repr(bad))}"):
+            D.load("dvs-cifar10", root=dvs_root, T=T_DVS, train_per_class=2, preprocess=bad)
+
+
+# ----------------------------------------------------------------------------------------------------------
 # ImageNet
 
 
@@ -510,3 +694,15 @@ def test_train_reads_the_papers_data_from_data_root(dvs_root, tmp_path):
     err = p.stderr.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert f"not found under {nowhere}" in err and "data_batch_1" in err and "--data-root" in err
+
+
+def test_dsr_recipe_loads_dsr_frames(dvs_root):
+    """The recipe ``dsr-dvscifar10-vgg11-t20`` passes ``preprocess="dsr"`` to the loader via ``data_options``."""
+    from snnlab import recipes
+    from snnlab.train import load_data
+
+    cfg = recipes.config("dsr-dvscifar10-vgg11-t20", device="cpu", data_root=str(dvs_root))
+    assert cfg.data_options["preprocess"] == "dsr" and cfg.T == 20
+    bundle = load_data(cfg.replace(data_options={**cfg.data_options, "train_per_class": 2}))
+    assert (bundle.info["preprocess"], bundle.T, bundle.train.frames.dtype) == ("dsr", 20, torch.float16)
+    assert bundle.info["cache"].endswith("frames_dsr_T20_s48_v1.npz")

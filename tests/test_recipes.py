@@ -61,7 +61,10 @@ def test_gaps_are_recorded_not_invented():
     for name in recipes.names():  # each gap is one sentence in a tuple (a bare string would iterate by letter)
         needs = recipes.get(name).needs
         assert isinstance(needs, tuple) and all(isinstance(n, str) and len(n) > 20 for n in needs), name
-    assert any("preprocessing" in n for n in recipes.get("dsr-dvscifar10-vgg11-t20").needs)
+    dvs = recipes.get("dsr-dvscifar10-vgg11-t20")  # DSR's own CIFAR10-DVS preprocessing: now a loader option
+    assert dvs.needs == ()
+    assert recipes.config("dsr-dvscifar10-vgg11-t20", device="cpu").data_options == {"preprocess": "dsr",
+                                                                                     "train_per_class": 900}
     imagenet = recipes.get("dsr-imagenet-preresnet18-t50")  # hybrid training and the ImageNet stem: no gap left
     assert imagenet.needs == ()
     assert "hybrid_ann_epochs" in imagenet.assumed
@@ -119,6 +122,8 @@ def test_train_recipe_applies_only_explicit_flags():
                   "--data-options", '{"train_per_class": 800}'])
     assert (moved.data_root, moved.data_options) == ("/data/snn", {"train_per_class": 800})
     assert recipes.differences("tet-dvscifar10-vggsnn-t10", moved) == ["data_options"]
+    dsr = _cfg(["train", "--recipe", "dsr-dvscifar10-vgg11-t20", "--data-options", '{"train_per_class": 800}'])
+    assert dsr.data_options == {"preprocess": "dsr", "train_per_class": 800}  # merged into the recipe's options
 
 
 def test_recipe_with_T_schedule_replaces_T_and_epochs():
