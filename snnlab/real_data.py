@@ -398,12 +398,19 @@ def event_counts(events: np.ndarray, T: int, size: int = DVS_SENSOR) -> np.ndarr
     if chunk == 0:
         raise ValueError(f"cannot split {n} events into T={T} frames of equal event count (need at least T events)")
     ev = events[: chunk * T]
-    frame = np.arange(chunk * T) // chunk
-    channel = 1 - ev["p"].astype(np.int64)
     x, y = ev["x"].astype(np.int64), ev["y"].astype(np.int64)
-    if x.min() < 0 or y.min() < 0 or x.max() >= size or y.max() >= size:
+    _check_on_sensor(x, y, size)
+    return _count(np.arange(chunk * T) // chunk, 1 - ev["p"].astype(np.int64), y, x, T, size)
+
+
+def _check_on_sensor(x: np.ndarray, y: np.ndarray, size: int) -> None:
+    if len(x) and (x.min() < 0 or y.min() < 0 or x.max() >= size or y.max() >= size):
         raise ValueError(f"event coordinates outside the {size}x{size} sensor")
-    flat = ((frame * 2 + channel) * size + y) * size + x
+
+
+def _count(frame, channel, row, col, T: int, size: int) -> np.ndarray:
+    """int64 ``[T, 2, size, size]``: how many events fall on each (frame, channel, row, column)."""
+    flat = ((frame * 2 + channel) * size + row) * size + col
     return np.bincount(flat, minlength=T * 2 * size * size).reshape(T, 2, size, size)
 
 
@@ -447,12 +454,10 @@ def dsr_event_counts(events: np.ndarray, T: int, size: int = DVS_SENSOR) -> np.n
     frame = np.minimum(np.arange(n) // chunk, T - 1) if chunk else np.full(n, T - 1)
     channel = events["p"].astype(np.int64)
     x, y = events["x"].astype(np.int64), events["y"].astype(np.int64)
-    if n and (x.min() < 0 or y.min() < 0 or x.max() >= size or y.max() >= size):
-        raise ValueError(f"event coordinates outside the {size}x{size} sensor")
+    _check_on_sensor(x, y, size)
     if n and (channel.min() < 0 or channel.max() > 1):
         raise ValueError("event polarities other than 0 and 1")
-    flat = ((frame * 2 + channel) * size + (size - 1 - x)) * size + y
-    return np.bincount(flat, minlength=T * 2 * size * size).reshape(T, 2, size, size)
+    return _count(frame, channel, size - 1 - x, y, T, size)
 
 
 def dsr_events_to_frames(events: np.ndarray, T: int = DSR_DEFAULT_T, size: int = 48) -> np.ndarray:
