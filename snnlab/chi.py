@@ -53,7 +53,8 @@ from torch import nn
 
 from .losses import sdt_loss
 from .neurons import LIF
-from .train import Callback, _atomic_write_text
+from .callbacks import Callback
+from .io import atomic_write_text as _atomic_write_text
 
 __all__ = [
     "weight_layers",

@@ -59,6 +59,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from .layers import to_time_first
+
 __all__ = [
     "DATASETS",
     "EMBEDDED",
@@ -159,15 +161,6 @@ class DataBundle:
         )
         test = DataLoader(self.test, batch_size=int(batch_size), shuffle=False, num_workers=num_workers)
         return train, test
-
-
-def to_time_first(x: torch.Tensor) -> torch.Tensor:
-    """A batch ``[B, T, ...]`` (as the DataLoader stacks it) -> ``[T, B, ...]`` (contiguous), the library's layout."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"to_time_first expects a torch.Tensor; got {type(x).__name__}")
-    if x.dim() < 2:
-        raise ValueError(f"to_time_first expects a batch [B, T, ...] with at least 2 dims; got shape {tuple(x.shape)}")
-    return x.transpose(0, 1).contiguous()
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from torch import nn
 from .dsr import DSRIF, DSRLIF
 from .layers import ConvBNSpike, TimeMerged
 from .paper_models import ResNet19, SEWResNet34, SpikingResNet34, VGGSNN
-from .train import Callback
+from .callbacks import Callback
 
 __all__ = [
     "DSR_NEURONS", "make_dsr_neuron", "DSRTutorialSNN", "PreActBlock", "PreActResNet18", "STEMS", "VGG11",

@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["TimeMerged", "DirectEncoder", "Readout", "merge_time", "split_time", "ConvBNSpike"]
+__all__ = ["TimeMerged", "DirectEncoder", "Readout", "merge_time", "split_time", "ConvBNSpike", "to_time_first",
+           "encode", "check_T"]
 
 
 def merge_time(x: torch.Tensor) -> torch.Tensor:
@@ -24,6 +25,26 @@ def merge_time(x: torch.Tensor) -> torch.Tensor:
 def split_time(x: torch.Tensor, T: int) -> torch.Tensor:
     """``[T*B, ...] -> [T, B, ...]``."""
     return x.unflatten(0, (T, x.shape[0] // T))
+
+
+def to_time_first(x: torch.Tensor) -> torch.Tensor:
+    """A batch ``[B, T, ...]`` (as the DataLoader stacks it) -> ``[T, B, ...]`` (contiguous), the library's layout."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"to_time_first expects a torch.Tensor; got {type(x).__name__}")
+    if x.dim() < 2:
+        raise ValueError(f"to_time_first expects a batch [B, T, ...] with at least 2 dims; got shape {tuple(x.shape)}")
+    return x.transpose(0, 1).contiguous()
+
+
+def encode(x: torch.Tensor, T: int, temporal: bool) -> torch.Tensor:
+    """A batch from the loader -> time-first model input ``[T, B, ...]``.
+
+    Static data ``[B, C, H, W]`` is repeated T times (direct encoding); event data ``[B, T, C, H, W]`` is
+    transposed to time-first.
+    """
+    if temporal:
+        return to_time_first(x)
+    return x.unsqueeze(0).expand(T, *x.shape)
 
 
 class TimeMerged(nn.Sequential):

@@ -44,7 +44,7 @@ def load(path=DEFAULT_PATH) -> list[dict]:
 
 def append(path, entry: dict) -> list[dict]:
     """Append ``entry`` to the registry at ``path`` (atomically); return all entries."""
-    from .train import _atomic_write_text
+    from .io import atomic_write_text as _atomic_write_text
 
     path = Path(path)
     entries = load(path) + [entry]

@@ -28,7 +28,6 @@ import json
 import math
 import os
 import random
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -42,9 +41,11 @@ from . import data as _data
 from . import distributed as _dist
 from . import losses as _losses
 from . import surrogate as _surrogate
-from .layers import check_T
+from .layers import check_T, encode
 from .models import MODELS, NEURONS, build_model, make_neuron
 from .neurons import RESETS
+from .callbacks import Callback, State as _State
+from .io import atomic_write, atomic_write_text as _atomic_write_text
 
 __all__ = [
     "TrainConfig",
@@ -340,53 +341,13 @@ class History(list):
         return pd.DataFrame(list(self))
 
 
-class Callback:
-    """Observe training. ``state`` has ``model, optimizer, config, epoch, step`` and ``log`` (a dict whose
-    entries are added to the epoch's metrics row)."""
-
-    def on_fit_start(self, state) -> None: ...
-
-    def on_after_backward(self, state) -> None: ...
-
-    def on_step_end(self, state) -> None: ...
-
-    def on_epoch_end(self, state) -> None: ...
-
-    def state_dict(self) -> dict:
-        """What a checkpoint must keep for an exact resume (default: nothing)."""
-        return {}
-
-    def load_state_dict(self, state: dict) -> None: ...
-
-
 # ----------------------------------------------------------------------------------------------------------
 # files
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_save(obj, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file in the same folder, then ``os.replace``: never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -409,17 +370,6 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
 
 # ----------------------------------------------------------------------------------------------------------
 # pieces of the loop
-
-
-def encode(x: torch.Tensor, T: int, temporal: bool) -> torch.Tensor:
-    """A batch from the loader -> time-first model input ``[T, B, ...]``.
-
-    Static data ``[B, C, H, W]`` is repeated T times (direct encoding); event data ``[B, T, C, H, W]`` is
-    transposed to time-first.
-    """
-    if temporal:
-        return _data.to_time_first(x)
-    return x.unsqueeze(0).expand(T, *x.shape)
 
 
 def build_from_config(config: TrainConfig, bundle) -> nn.Module:
@@ -565,11 +515,6 @@ def evaluate(model: nn.Module, loader, T: int, temporal: bool, device=None, loss
         "acc": correct / total,
         "acc_per_step": (correct_t.float() / total).tolist(),
     }
-
-
-class _State:
-    def __init__(self, **kw):
-        self.__dict__.update(kw)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
