@@ -54,6 +54,8 @@ import torch
 from torch import nn
 
 from .dsr import DSRIF, DSRLIF, firing_rate
+from .layers import encode
+from .seeding import epoch_seed
 
 __all__ = [
     "RateReLU", "dsr_neurons", "ann_twin", "activation_percentiles", "thresholds_from_percentiles",
@@ -180,8 +182,6 @@ def activation_percentiles(ann: nn.Module, loader, T: int, temporal: bool, fract
     A layer whose percentile is 0 gets a warning (a dead layer); a layer that never ran is left out with one.
     """
     from tqdm.auto import tqdm
-
-    from .train import encode
 
     fraction = _check_fraction(fraction)
     if isinstance(max_values, bool) or not isinstance(max_values, int) or max_values < 1:
@@ -311,9 +311,7 @@ def ann_config(config, temporal: bool):
     """The ``TrainConfig`` of the ANN phase: ``hybrid_ann_epochs`` epochs at T = 1 on static data (the frames' T on
     event data), the ``hybrid_ann_*`` optimiser settings where given, ``out_dir`` = ``<out_dir>/ann``, no T schedule
     and no eval_T; everything else (scheduler, warmup_iters, max_batches, seed, device, amp, ...) as ``config``."""
-    from .train import TrainConfig
-
-    d = TrainConfig()
+    d = type(config)()
     pick = lambda own, shared: shared if own is None else own  # noqa: E731
     return config.replace(
         T=config.T if temporal else 1, T_schedule=None, eval_T=None, epochs=config.hybrid_ann_epochs,
@@ -334,11 +332,9 @@ def calibrate(ann: nn.Module, config, bundle, device=None, progress: bool = Fals
     The batches are the ANN phase's size, shuffled with ``config.seed``, at most ``config.hybrid_calib_batches``;
     the sample's generator is seeded with ``config.seed``; the quantile is ``config.hybrid_percentile``.
     """
-    from .train import _epoch_seed
-
     acfg = ann_config(config, bundle.temporal)
     device = torch.device(device) if device is not None else next(ann.parameters()).device
-    loader, _ = bundle.loaders(acfg.batch_size, shuffle_seed=_epoch_seed(config.seed, 0))
+    loader, _ = bundle.loaders(acfg.batch_size, shuffle_seed=epoch_seed(config.seed, 0))
     generator = torch.Generator(device=device).manual_seed(config.seed)
     n = len(loader) if config.hybrid_calib_batches is None else min(config.hybrid_calib_batches, len(loader))
     percentiles = activation_percentiles(ann, loader, acfg.T, bundle.temporal, config.hybrid_percentile,

@@ -27,13 +27,11 @@ import dataclasses
 import json
 import math
 import os
-import random
 import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -45,6 +43,7 @@ from .layers import check_T, encode
 from .models import MODELS, NEURONS, build_model, make_neuron
 from .neurons import RESETS
 from .callbacks import Callback, State as _State
+from .seeding import epoch_seed as _epoch_seed, seed_everything
 from .io import atomic_write, atomic_write_text as _atomic_write_text
 
 __all__ = [
@@ -68,14 +67,6 @@ __all__ = [
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULERS = ("cosine", "none")
 AMP_DTYPES = ("float16", "bfloat16")
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch (CPU and CUDA) so that a CPU run repeats exactly."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    torch.cuda.manual_seed_all(seed)
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -515,10 +506,6 @@ def evaluate(model: nn.Module, loader, T: int, temporal: bool, device=None, loss
         "acc": correct / total,
         "acc_per_step": (correct_t.float() / total).tolist(),
     }
-
-
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return (seed * 1_000_003 + epoch) % 2**63
 
 
 def fit(
