@@ -1,7 +1,7 @@
 """The indicator chi and a per-layer adaptive surrogate.
 
 **A documented reconstruction.** Only the abstract of "Efficient surrogate gradients for training spiking
-neural networks" (ICLR 2023 submission; ../shared/seeds) is available: no body text, no code. What it
+neural networks" (ICLR 2023 submission) is available: no body text, no code. What it
 states, and what is kept exactly here:
 
 * chi = the proportion of parameters with non-zero gradients during backpropagation;
@@ -37,6 +37,12 @@ Why the default is not the weight chi: a convolution's weight is shared over pos
 batch, so one weight receives a non-zero gradient as soon as *any* of those thousands of terms does. On the
 tutorial model the weight chi of every conv layer is 1.0 for every width from 0.01 to 4 (notebook 02 shows
 it), so a controller driven by it can only ever sharpen. The neuron-level chi varies smoothly with width.
+
+Which neurons chi sees: every spiking neuron of the ``snnlab.neuron_base`` protocol whose surrogate width is
+adaptable (``width_adaptable``: snnlab's ``LIF``/``IF``, any ``SpikingNeuron`` subclass with an snnlab
+``Surrogate``, registered foreign neurons), read and written through the protocol's ``width``. A spiking neuron
+without one (DSR's neurons: no surrogate) gates no layer here and has no width; ``set_widths`` and
+``ChiController`` name such neurons in their errors.
 """
 from __future__ import annotations
 
@@ -52,7 +58,8 @@ import torch
 from torch import nn
 
 from .losses import sdt_loss
-from .neurons import LIF
+from .neuron_base import SpikingNeuron, as_spiking, spiking_neurons
+from .neurons import LIF  # noqa: F401  (importable from here before the protocol; kept)
 from .callbacks import Callback
 from .io import atomic_write_text as _atomic_write_text
 
@@ -74,20 +81,47 @@ __all__ = [
 _WEIGHT_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
-def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module, LIF | None, str | None]]:
+def _adaptable(module):
+    """The protocol view of ``module`` if it is a spiking neuron whose width can adapt, else None."""
+    view = as_spiking(module)
+    return view if view is not None and view.width_adaptable else None
+
+
+def _neurons(model: nn.Module) -> tuple[list, list]:
+    """``(adaptable, fixed)``: ``[(name, view)]`` of the spiking neurons whose width can / cannot adapt."""
+    adaptable, fixed = [], []
+    for name, m in spiking_neurons(model).items():
+        view = as_spiking(m)
+        (adaptable if view.width_adaptable else fixed).append((name, view))
+    return adaptable, fixed
+
+
+def _describe(fixed: list) -> str:
+    return ", ".join(f"{name!r} ({view.kind})" for name, view in fixed)
+
+
+def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module, SpikingNeuron | None, str | None]]:
     """``(layer_name, layer, neuron_after, neuron_name)`` for every conv/linear layer, in forward order.
 
-    ``neuron_after`` is the first spiking neuron that follows the layer in module order (the one whose
-    surrogate gates the layer's gradient); None for the readout.
+    ``neuron_after`` is the first spiking neuron with an adaptable width (its protocol view: the module itself for
+    snnlab's neurons) that follows the layer in module order before the next weight layer -- the one whose
+    surrogate gates the layer's gradient; None for the readout, and for a layer followed by a neuron without
+    surrogate (DSR's).
     """
     mods = list(model.named_modules())
     out = []
     for i, (name, m) in enumerate(mods):
-        if isinstance(m, _WEIGHT_TYPES):
-            nxt = next(((n, mm) for n, mm in mods[i + 1:] if isinstance(mm, LIF) or isinstance(mm, _WEIGHT_TYPES)),
-                       (None, None))
-            neuron_name, neuron = nxt if isinstance(nxt[1], LIF) else (None, None)
-            out.append((name, m, neuron, neuron_name))
+        if not isinstance(m, _WEIGHT_TYPES):
+            continue
+        neuron, neuron_name = None, None
+        for n, mm in mods[i + 1:]:
+            if isinstance(mm, _WEIGHT_TYPES):
+                break
+            view = _adaptable(mm)
+            if view is not None:
+                neuron, neuron_name = view, n
+                break
+        out.append((name, m, neuron, neuron_name))
     return out
 
 
@@ -138,8 +172,9 @@ def measure(model: nn.Module, tol: float = 1e-3) -> ChiResult:
 
 @contextmanager
 def recording(model: nn.Module):
-    """Within the block every LIF/IF neuron keeps its last membrane in ``neuron.last_mem``; cleared after."""
-    neurons = [m for m in model.modules() if isinstance(m, LIF)]
+    """Within the block every spiking neuron with an adaptable width keeps its last membrane in
+    ``neuron.last_mem``; cleared after. Yields those neurons (their protocol views), in forward order."""
+    neurons = [view for _, view in _neurons(model)[0]]
     for n in neurons:
         n.record = True
     try:
@@ -157,39 +192,46 @@ def neuron_domain_fraction(model: nn.Module, rel_tol: float = 1e-3) -> dict[str,
     compact shapes, else where its derivative falls below ``rel_tol`` of its peak.
     """
     out = {}
-    for name, m in model.named_modules():
-        if isinstance(m, LIF):
-            if m.last_mem is None:
-                raise ValueError(f"neuron {name!r} has no recorded membrane: run a forward inside chi.recording(model)")
-            r = m.surrogate.effective_domain(rel_tol=rel_tol)
-            out[name] = float(((m.last_mem - m.v_th).abs() < r).float().mean())
+    for name, m in _neurons(model)[0]:
+        if getattr(m, "last_mem", None) is None:
+            raise ValueError(f"neuron {name!r} has no recorded membrane: run a forward inside chi.recording(model)")
+        r = m.surrogate.effective_domain(rel_tol=rel_tol)
+        out[name] = float(((m.last_mem - m.v_th).abs() < r).float().mean())
     return out
 
 
 def get_widths(model: nn.Module) -> dict[str, float]:
-    """``{neuron_name: surrogate width}`` for every spiking neuron, in forward order."""
-    return {n: m.surrogate.width for n, m in model.named_modules() if isinstance(m, LIF)}
+    """``{neuron_name: surrogate width}`` for every spiking neuron with an adaptable width, in forward order
+    (a neuron without one, e.g. DSR's, is not listed: ``{}`` for a DSR model)."""
+    return {n: m.width for n, m in _neurons(model)[0]}
 
 
 def set_widths(model: nn.Module, widths) -> None:
-    """Set per-neuron surrogate widths from a list (forward order) or a ``{neuron_name: width}`` dict."""
-    neurons = [(n, m) for n, m in model.named_modules() if isinstance(m, LIF)]
+    """Set per-neuron surrogate widths from a list (forward order) or a ``{neuron_name: width}`` dict.
+
+    Only spiking neurons with an adaptable width count; ValueError naming the neuron(s) for a name that is a
+    spiking neuron whose width cannot adapt, an unknown name, or a list of the wrong length.
+    """
+    neurons, fixed = _neurons(model)
+    names = [n for n, _ in neurons]
     if isinstance(widths, dict):
-        names = {n for n, _ in neurons}
-        unknown = set(widths) - names
+        cannot = [n for n, _ in fixed if n in widths]
+        if cannot:
+            raise ValueError(f"spiking neuron(s) {cannot} have no adaptable surrogate width "
+                             f"({_describe([f for f in fixed if f[0] in cannot])}); the neurons with one are {names}")
+        unknown = set(widths) - set(names)
         if unknown:
-            raise ValueError(f"unknown neuron(s) {sorted(unknown)}; the model's neurons are {[n for n, _ in neurons]}")
+            raise ValueError(f"unknown neuron(s) {sorted(unknown)}; the model's neurons are {names}")
         for n, m in neurons:
             if n in widths:
-                m.surrogate.width = widths[n]
+                m.width = widths[n]
         return
     widths = list(widths)
     if len(widths) != len(neurons):
-        raise ValueError(
-            f"got {len(widths)} widths for {len(neurons)} spiking layers ({[n for n, _ in neurons]})"
-        )
+        not_counted = f"; not counted, no adaptable width: {_describe(fixed)}" if fixed else ""
+        raise ValueError(f"got {len(widths)} widths for {len(neurons)} spiking layers ({names}){not_counted}")
     for (_, m), w in zip(neurons, widths):
-        m.surrogate.width = w
+        m.width = w
 
 
 Policy = Callable[[str, float, float, int], float]
@@ -220,7 +262,8 @@ def fixed_schedule(widths_at: Callable[[int], float]) -> Policy:
 
 
 class ChiController(Callback):
-    """Measure chi every ``every`` steps and adapt each spiking layer's surrogate width.
+    """Measure chi every ``every`` steps and adapt each spiking layer's surrogate width (every neuron whose width
+    is adaptable and that follows a weight layer; see the module docstring).
 
     Args:
         target: the chi to hold (default policy), in (0, 1).
@@ -257,9 +300,12 @@ class ChiController(Callback):
         self.model = state.model
         self.layers = [(n, neuron, nn_name) for n, _, neuron, nn_name in weight_layers(state.model) if neuron is not None]
         if not self.layers:
-            raise ValueError("ChiController found no weight layer followed by a spiking neuron in the model")
+            fixed = _neurons(state.model)[1]
+            raise ValueError("ChiController found no weight layer followed by a spiking neuron with an adaptable "
+                             "surrogate width in the model"
+                             + (f" (its spiking neurons {_describe(fixed)} have none)" if fixed else ""))
         for _, neuron, _ in self.layers:
-            neuron.surrogate.width = min(max(neuron.surrogate.width, self.w_min), self.w_max)
+            neuron.width = min(max(neuron.width, self.w_min), self.w_max)
         self._record(self.global_step % self.every == 0)
 
     def _record(self, on: bool) -> None:
@@ -287,9 +333,9 @@ class ChiController(Callback):
         weights = measure(state.model, self.tol)
         chi = self._neuron_chi() if self.signal == "neurons" else weights
         for layer, neuron, neuron_name in self.layers:
-            c, w = chi[layer], neuron.surrogate.width
+            c, w = chi[layer], neuron.width
             new = min(max(float(self.policy(layer, c, w, self.global_step)), self.w_min), self.w_max)
-            neuron.surrogate.width = new
+            neuron.width = new
             row = {"step": self.global_step, "epoch": state.epoch, "layer": layer, "neuron": neuron_name,
                    "chi": c, "chi_weights": weights[layer], "width": w, "new_width": new}
             self.history.append(row)
@@ -311,12 +357,12 @@ class ChiController(Callback):
 
     def state_dict(self) -> dict:
         return {"global_step": self.global_step, "history": list(self.history), "last": dict(self._last),
-                "widths": [neuron.surrogate.width for _, neuron, _ in self.layers]}
+                "widths": [neuron.width for _, neuron, _ in self.layers]}
 
     def load_state_dict(self, d: dict) -> None:
         self.global_step, self.history, self._last = d["global_step"], list(d["history"]), dict(d["last"])
         for (_, neuron, _), w in zip(self.layers, d["widths"]):
-            neuron.surrogate.width = w
+            neuron.width = w
 
 
 def probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, widths=None, loss_fn=sdt_loss,

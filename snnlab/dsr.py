@@ -64,6 +64,9 @@ collapsed into one gradient of the representation and spread evenly over the ste
 Trainable threshold (official code): one scalar ``nn.Parameter`` per layer, clamped in place (under no_grad)
 to ``v_th_lower_bound`` before every forward, so it is never below the bound when used.
 
+Both neurons derive from ``snnlab.neuron_base.SpikingNeuron`` and have no surrogate (``surrogate = None``: their
+width is not adaptable and the chi tools skip them); ``dsr_neurons(model)`` lists a model's DSR neurons.
+
 Memory: the backward needs only the two masks above (booleans of shape ``[B, ...]``, T times smaller than
 the input) -- no per-step state is kept, so the autograd graph does not grow with T through the neurons.
 """
@@ -74,30 +77,25 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["DSRIF", "DSRLIF", "firing_rate", "rate_weights", "THRESHOLD_GRADS"]
+from .neuron_base import SpikingNeuron, check_number, check_positive, check_sequence, spiking_neurons
+
+__all__ = ["DSRIF", "DSRLIF", "DSRNeuron", "dsr_neurons", "firing_rate", "rate_weights", "THRESHOLD_GRADS"]
 
 THRESHOLD_GRADS = ("code", "paper")
 
 
 # --------------------------------------------------------------------------------------------- checks
-def _number(name: str, value, allowed: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number {allowed}, got {value!r}")
-    return float(value)
-
-
+# (the number and sequence checks are snnlab.neuron_base's, shared with snnlab.neurons and snnlab.fused)
 def _check_alpha(alpha) -> float:
-    alpha = _number("alpha", alpha, "in (0, 1]")
+    alpha = check_number("alpha", alpha, "in (0, 1]")
     if not 0.0 < alpha <= 1.0:
         raise ValueError(f"alpha (fire at alpha * v_th) must be in (0, 1], got {alpha!r}")
     return alpha
 
 
 def _check_v_th(v_th, bound) -> tuple[float, float]:
-    bound = _number("v_th_lower_bound", bound, "> 0")
-    if not bound > 0:
-        raise ValueError(f"v_th_lower_bound must be > 0, got {bound!r}")
-    v_th = _number("v_th", v_th, f">= v_th_lower_bound = {bound:g}")
+    bound = check_positive("v_th_lower_bound", bound)
+    v_th = check_number("v_th", v_th, f">= v_th_lower_bound = {bound:g}")
     if not v_th > 0:
         raise ValueError(f"v_th must be > 0, got {v_th!r}")
     if v_th < bound:
@@ -105,23 +103,8 @@ def _check_v_th(v_th, bound) -> tuple[float, float]:
     return v_th, bound
 
 
-def _positive(name: str, value) -> float:
-    value = _number(name, value, "> 0")
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return value
-
-
 def _check_seq(x, what: str = "input") -> None:
-    if not torch.is_tensor(x):
-        raise TypeError(f"expected a tensor of shape [T, B, ...], got {type(x).__name__}")
-    if x.dim() < 2 or x.shape[0] < 1:
-        raise ValueError(
-            f"{what} must be a time-first tensor [T, B, ...] with at least 2 dimensions and T >= 1, "
-            f"got shape {tuple(x.shape)}"
-        )
-    if not x.is_floating_point():
-        raise ValueError(f"{what} must be a floating-point tensor, got dtype {x.dtype}")
+    check_sequence(x, what, floating=True)
 
 
 # --------------------------------------------------------------------------------------------- rates
@@ -155,8 +138,8 @@ def firing_rate(spikes: torch.Tensor, weighted: bool = False, beta: float | None
     if (beta is None) == (dt is None):
         raise ValueError(f"the weighted rate needs exactly one of beta or dt, got beta={beta!r}, dt={dt!r}")
     if beta is None:
-        beta = math.exp(-_positive("dt", dt) / _positive("tau", tau))
-    beta = _number("beta", beta, "in (0, 1]")
+        beta = math.exp(-check_positive("dt", dt) / check_positive("tau", tau))
+    beta = check_number("beta", beta, "in (0, 1]")
     if not 0.0 < beta <= 1.0:
         raise ValueError(f"beta must be in (0, 1], got {beta!r}")
     w = rate_weights(spikes.shape[0], beta, spikes.dtype, spikes.device)
@@ -239,7 +222,11 @@ class DSRLIFFunction(torch.autograd.Function):
 
 
 # --------------------------------------------------------------------------------------------- modules
-class _DSRNeuron(nn.Module):
+class DSRNeuron(SpikingNeuron):
+    """Base of DSR's neurons: a ``SpikingNeuron`` without surrogate (``surrogate = None``, so ``width_adaptable``
+    is False: the chi tools leave it alone), with a scalar threshold ``v_th`` (an ``nn.Parameter`` if trainable,
+    else a buffer) clamped to ``v_th_lower_bound`` before every forward; subclasses add ``rate`` (the representation)."""
+
     def _init_threshold(self, v_th: float, bound: float, trainable: bool) -> None:
         self.v_th_lower_bound = bound
         self.trainable = bool(trainable)
@@ -259,7 +246,16 @@ class _DSRNeuron(nn.Module):
         self.clamp_threshold()
 
 
-class DSRIF(_DSRNeuron):
+_DSRNeuron = DSRNeuron  # the former private name
+
+
+def dsr_neurons(model: nn.Module) -> dict[str, nn.Module]:
+    """``{module name: module}`` of every DSR neuron (``DSRIF``/``DSRLIF``, any ``DSRNeuron``) in ``model``, in
+    registration order: ``snnlab.neuron_base.spiking_neurons`` restricted to DSR's neurons."""
+    return {name: m for name, m in spiking_neurons(model).items() if isinstance(m, DSRNeuron)}
+
+
+class DSRIF(DSRNeuron):
     """DSR integrate-and-fire layer ``[T, B, ...] -> [T, B, ...]`` (spikes of amplitude ``v_th``).
 
     Forward: ``u += x[t]; s[t] = v_th * H(u - alpha * v_th); u -= s[t]`` (the paper's IF model; the code's
@@ -272,6 +268,8 @@ class DSRIF(_DSRNeuron):
         trainable: if True (default) ``v_th`` is a scalar ``nn.Parameter`` with DSR's threshold gradient;
             else a buffer.
     """
+
+    kind = "dsr-if"
 
     def __init__(self, v_th: float = 6.0, alpha: float = 0.5, v_th_lower_bound: float = 0.01, trainable: bool = True):
         super().__init__()
@@ -292,7 +290,7 @@ class DSRIF(_DSRNeuron):
                 f"v_th_lower_bound={self.v_th_lower_bound:g}, trainable={self.trainable}")
 
 
-class DSRLIF(_DSRNeuron):
+class DSRLIF(DSRNeuron):
     """DSR leaky integrate-and-fire layer ``[T, B, ...] -> [T, B, ...]``, outputs ``s[t] / dt``.
 
     Forward: ``u = beta*u + (1-beta)*x[t]`` with ``beta = exp(-dt/tau)``; ``s = v_th * H(u - alpha*v_th)``;
@@ -310,6 +308,8 @@ class DSRLIF(_DSRNeuron):
         trainable: if True (default) ``v_th`` is a scalar ``nn.Parameter``; else a buffer.
     """
 
+    kind = "dsr-lif"
+
     def __init__(
         self,
         v_th: float = 0.3,
@@ -322,8 +322,8 @@ class DSRLIF(_DSRNeuron):
     ):
         super().__init__()
         v_th, bound = _check_v_th(v_th, v_th_lower_bound)
-        self.tau = _positive("tau (membrane time constant)", tau)
-        self.dt = _positive("dt (time step)", dt)
+        self.tau = check_positive("tau (membrane time constant)", tau)
+        self.dt = check_positive("dt (time step)", dt)
         self.alpha = _check_alpha(alpha)
         if threshold_grad not in THRESHOLD_GRADS:
             raise ValueError(f"threshold_grad must be one of {THRESHOLD_GRADS}, got {threshold_grad!r}")

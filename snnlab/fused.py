@@ -68,10 +68,11 @@ from __future__ import annotations
 import torch
 
 from . import surrogate as _surrogate
+from .neuron_base import RESETS, check_detach_reset, check_reset, check_sequence, check_tau, check_v_th
 
 __all__ = ["lif_fused", "run", "FusedLIFFunction", "supports", "IMPLS", "RESETS"]
 
-RESETS = ("hard", "subtract")
+# RESETS (re-exported) and the argument checks are snnlab.neuron_base's, shared with snnlab.neurons.LIF
 IMPLS = ("auto", "torch", "triton")  #: "auto": Triton on CUDA when it imports, else the PyTorch ops
 
 
@@ -266,24 +267,21 @@ def lif_fused(x: torch.Tensor, tau: float = 0.5, v_th: float = 1.0, reset: str =
 
     Returns:
         ``spk`` ``[T, B, ...]`` in the dtype of ``x``, or ``(spk, mem)`` with ``return_mem=True``.
+
+    Raises:
+        ValueError for a bad argument (the checks of ``snnlab.neuron_base``, as ``LIF``'s); TypeError if ``x`` is
+        not a tensor.
     """
-    if not torch.is_tensor(x) or x.dim() < 2:
-        raise ValueError(f"expected a time-first tensor [T, B, ...] with at least 2 dimensions, got "
-                         f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
-    if reset not in RESETS:
-        raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
+    check_sequence(x)
+    reset = check_reset(reset)
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-    tau, v_th = float(tau), float(v_th)
-    if not 0.0 < tau <= 1.0:
-        raise ValueError(f"tau (decay factor) must be in (0, 1], got {tau!r}")
-    if not v_th > 0:
-        raise ValueError(f"v_th must be > 0, got {v_th!r}")
+    tau, v_th, detach_reset = check_tau(tau), check_v_th(v_th), check_detach_reset(detach_reset)
     sg = _surrogate.get(surrogate, width) if isinstance(surrogate, str) else surrogate
     if not supports(sg):
         raise ValueError(f"the fused LIF needs a surrogate with a Heaviside forward ({', '.join(_surrogate.FAMILY)}); "
                          f"got {sg!r}: use the reference backend")
     if width is not None and not isinstance(surrogate, str):
         sg.width = width
-    spk, mem = run(x, tau, v_th, reset == "hard", bool(detach_reset), sg, return_mem, impl)
+    spk, mem = run(x, tau, v_th, reset == "hard", detach_reset, sg, return_mem, impl)
     return (spk, mem) if return_mem else spk

@@ -53,7 +53,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .dsr import DSRIF, DSRLIF, firing_rate
+from .dsr import DSRLIF, dsr_neurons, firing_rate
 from .layers import encode
 from .seeding import epoch_seed
 
@@ -61,9 +61,6 @@ __all__ = [
     "RateReLU", "dsr_neurons", "ann_twin", "activation_percentiles", "thresholds_from_percentiles",
     "init_snn_from_ann", "load_ann", "ann_config", "hybrid_on", "calibrate", "hybrid_init",
 ]
-
-_NEURONS = (DSRIF, DSRLIF)
-
 
 class RateReLU(nn.Module):
     """The ANN limit of a DSR neuron: ``[T, B, ...] -> scale * relu(x)``, element-wise.
@@ -90,11 +87,6 @@ class RateReLU(nn.Module):
 
     def extra_repr(self) -> str:
         return f"scale={self.scale:g}" + ("" if self.beta is None else f", beta={self.beta:g}")
-
-
-def dsr_neurons(model: nn.Module) -> dict[str, nn.Module]:
-    """``{module name: module}`` of every DSR neuron (``DSRIF``/``DSRLIF``) in ``model``."""
-    return {name: m for name, m in model.named_modules() if isinstance(m, _NEURONS)}
 
 
 def _twin_of(neuron: nn.Module) -> RateReLU:

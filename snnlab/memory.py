@@ -2,7 +2,8 @@
 
 Counted deterministically, not by the allocator: every tensor autograd saves during the forward goes through
 ``torch.autograd.graph.saved_tensors_hooks``; the bytes of the distinct storages still held when the forward
-returns are summed. Parameters and buffers are left out (they are not activation memory). Used by notebook 05
+returns are summed. Parameters and buffers are left out (they are not activation memory). "Inside the spiking
+neurons" means inside the modules for which ``snnlab.neuron_base.is_spiking`` holds. Used by notebook 05
 (DSR keeps no graph through time) and ``benchmarks/bench_dsr_memory.py``.
 """
 from __future__ import annotations
@@ -12,26 +13,26 @@ import weakref
 import torch
 from torch import nn
 
+from .neuron_base import is_spiking, neuron_types
+
 __all__ = ["saved_tensor_bytes", "spiking_modules"]
 
 
 def spiking_modules() -> tuple[type, ...]:
-    """The spiking-neuron module types of snnlab: the surrogate-gradient LIF/IF and the DSR neurons."""
-    from .dsr import DSRIF, DSRLIF
-    from .neurons import LIF
-
-    return (LIF, DSRIF, DSRLIF)
+    """The spiking-neuron module types: ``snnlab.neuron_base.SpikingNeuron`` (snnlab's LIF/IF and DSR neurons,
+    and any user subclass) and the types registered with ``register_neuron_type`` (``neuron_types()``)."""
+    return neuron_types()
 
 
 def saved_tensor_bytes(model: nn.Module, x: torch.Tensor, inside: tuple[type, ...] | None = None) -> tuple[int, int]:
     """``(total, in_spiking)``: bytes that one forward of ``model`` on ``x`` saves for backward, in all and
-    within the modules of the types ``inside`` (default: snnlab's spiking neurons).
+    within the modules of the types ``inside`` (default: every spiking neuron, ``neuron_base.is_spiking``).
 
     A tensor saved by a branch of the graph that dies during the forward (e.g. the reset after a LIF's last
     step, which no output uses) is freed by autograd and not counted. Raises ValueError if the forward saves
     nothing for backward (no parameter or input requires a gradient, or grad mode is off).
     """
-    inside = spiking_modules() if inside is None else inside
+    inside_of = is_spiking if inside is None else (lambda m: isinstance(m, inside))
     depth = [0]
     records = []
     weights = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
@@ -44,7 +45,7 @@ def saved_tensor_bytes(model: nn.Module, x: torch.Tensor, inside: tuple[type, ..
 
     handles = []
     for m in model.modules():
-        if isinstance(m, inside):
+        if inside_of(m):
             handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
 
     def pack(t):

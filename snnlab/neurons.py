@@ -36,6 +36,11 @@ Backends (``backend=``): the recurrence above runs either as
   surrogate with the Heaviside forward (every ``snnlab.surrogate.FAMILY`` shape or a ``Surrogate`` subclass that
   keeps ``__call__``; ``SmoothSigmoid`` does not) and a floating-point input.
 
+Both neurons derive from ``snnlab.neuron_base.SpikingNeuron`` (re-exported here, with ``is_spiking``,
+``spiking_neurons``, ``as_spiking`` and ``register_neuron_type``), the protocol through which chi, memory and
+the DSR tools find a model's spiking layers. ``RESETS`` and the argument checks are shared with ``snnlab.fused``
+through that module.
+
 ``with snnlab.neurons.reference_backend():`` makes every ``"auto"`` neuron run the reference loop inside the
 block (e.g. to inspect its per-step autograd graph). chi's neuron-level signal (``record=True``, ``last_mem``)
 works with both backends.
@@ -46,14 +51,15 @@ import contextlib
 import threading
 
 import torch
-from torch import nn
 
 from . import fused as _fused
 from . import surrogate as _surrogate
+from .neuron_base import (RESETS, SpikingNeuron, as_spiking, check_detach_reset, check_reset, check_sequence,
+                          check_tau, check_v_th, is_spiking, register_neuron_type, spiking_neurons)
 
-__all__ = ["LIF", "IF", "RESETS", "BACKENDS", "lif_reference", "reference_backend"]
+__all__ = ["LIF", "IF", "RESETS", "BACKENDS", "lif_reference", "reference_backend", "SpikingNeuron", "is_spiking",
+           "spiking_neurons", "as_spiking", "register_neuron_type"]
 
-RESETS = ("hard", "subtract")
 BACKENDS = ("auto", "fused", "reference")
 
 _force = threading.local()
@@ -76,17 +82,9 @@ def _check_backend(backend) -> str:
     return backend
 
 
-def _check_inputs(x: torch.Tensor) -> None:
-    if not torch.is_tensor(x):
-        raise TypeError(f"expected a tensor of shape [T, B, ...], got {type(x).__name__}")
-    if x.dim() < 2:
-        raise ValueError(
-            f"expected a time-first tensor [T, B, ...] with at least 2 dimensions, got shape {tuple(x.shape)}"
-        )
-
-
-class LIF(nn.Module):
-    """Multi-step LIF neuron ``[T, B, ...] -> [T, B, ...]`` (spikes in {0, 1}).
+class LIF(SpikingNeuron):
+    """Multi-step LIF neuron ``[T, B, ...] -> [T, B, ...]`` (spikes in {0, 1}); a ``SpikingNeuron`` of kind ``"lif"``
+    whose surrogate width is adaptable.
 
     Args:
         tau: decay factor in (0, 1] as in TET's ``u = tau * u + I`` (default 0.5, TET's value).
@@ -99,6 +97,8 @@ class LIF(nn.Module):
             ValueError at the forward pass if the surrogate does not allow it) or ``"reference"`` (the step loop).
     """
 
+    kind = "lif"
+
     def __init__(
         self,
         tau: float = 0.5,
@@ -109,25 +109,15 @@ class LIF(nn.Module):
         width: float | None = None,
         backend: str = "auto",
     ):
-        super().__init__()
-        tau = float(tau)
-        if not 0.0 < tau <= 1.0:
-            raise ValueError(f"tau (decay factor) must be in (0, 1], got {tau!r}")
-        v_th = float(v_th)
-        if not v_th > 0:
-            raise ValueError(f"v_th must be > 0, got {v_th!r}")
-        if reset not in RESETS:
-            raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
-        self.tau = tau
-        self.v_th = v_th
-        self.reset = reset
-        self.detach_reset = bool(detach_reset)
+        super().__init__()  # SpikingNeuron: surrogate, record = False, last_mem = None
+        self.tau = check_tau(tau)
+        self.v_th = check_v_th(v_th)
+        self.reset = check_reset(reset)
+        self.detach_reset = check_detach_reset(detach_reset)
         self.surrogate = _surrogate.get(surrogate, width)
         self.backend = _check_backend(backend)
-        # Opt-in monitoring (chi's neuron-level view, plots): when True, forward stores the
+        # Opt-in monitoring (chi's neuron-level view, plots): when ``self.record`` is True, forward stores the
         # pre-reset membrane [T, B, ...] in ``self.last_mem`` (detached). Off by default: no hidden state.
-        self.record = False
-        self.last_mem: torch.Tensor | None = None
 
     def extra_repr(self) -> str:
         return (
@@ -166,7 +156,7 @@ class LIF(nn.Module):
         return why is None and not getattr(_force, "reference", False)
 
     def _run(self, x: torch.Tensor, keep_mem: bool):
-        _check_inputs(x)
+        check_sequence(x)
         if self.uses_fused(x):
             spk, mem = _fused.run(x, self.tau, self.v_th, self.reset == "hard", self.detach_reset, self.surrogate,
                                   keep_mem)
@@ -196,7 +186,10 @@ class LIF(nn.Module):
 
 
 class IF(LIF):
-    """Multi-step integrate-and-fire neuron: ``LIF`` with ``tau = 1`` (no leak). Default reset: subtract."""
+    """Multi-step integrate-and-fire neuron: ``LIF`` with ``tau = 1`` (no leak), kind ``"if"``. Default reset:
+    subtract."""
+
+    kind = "if"
 
     def __init__(
         self,
