@@ -1,7 +1,7 @@
 """DSR: Differentiation on Spike Representation (Meng et al., CVPR 2022; arXiv:2205.00459).
 
 Sources: the official code (github.com/qymeng94/DSR, ``cifar/modules/neuron.py``), SpikingJelly 2.0's
-``activation_based/neuron/dsr.py`` (which mirrors it), and snnlab's ``papers.md`` (Eq. 14 for the paper's
+``activation_based/neuron/dsr.py`` (which mirrors it), and ``docs/papers.md#dsr`` (Eq. 14 for the paper's
 threshold gradient). Section and equation numbers other than Eq. 14 were not re-checked against the paper.
 
 No back-propagation through time and no surrogate: a spiking layer is simulated forward without an autograd
@@ -261,7 +261,7 @@ class DSRIF(DSRNeuron):
     Forward: ``u += x[t]; s[t] = v_th * H(u - alpha * v_th); u -= s[t]`` (the paper's IF model; the code's
     ``IFFunction``). Backward through ``r = mean_t s ~= clamp(mean_t x, 0, v_th)``: see the module docstring.
 
-    Args (defaults: the official code's IF settings for CIFAR, papers.md):
+    Args (defaults: the official code's IF settings for CIFAR, docs/papers.md#dsr-defaults):
         v_th: initial threshold (default 6.0), ``>= v_th_lower_bound``.
         alpha: fire at ``alpha * v_th``, subtract ``v_th``; in (0, 1] (default 0.5: rounding).
         v_th_lower_bound: the threshold is clamped to at least this before every forward (default 0.01).
@@ -297,7 +297,7 @@ class DSRLIF(DSRNeuron):
     ``u -= s``; output ``s / dt`` (the paper's LIF model; the code's ``LIFFunction``). Backward through the weighted
     rate mapping ``r ~= clamp(xhat / tau, 0, v_th / dt)``: see the module docstring.
 
-    Args (defaults: the official code's LIF settings for CIFAR, papers.md):
+    Args (defaults: the official code's LIF settings for CIFAR, docs/papers.md#dsr-defaults):
         v_th: initial threshold (default 0.3), ``>= v_th_lower_bound``.
         tau: membrane time constant > 0 (default 1.0). NB: a time constant, not snnlab.neurons' decay factor.
         dt: discretisation step > 0 (default 0.05).

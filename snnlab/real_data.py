@@ -50,7 +50,7 @@ tagged [snnlab].
      2-channel image as luminance + alpha ("LA") and resizes it with premultiplied alpha, so channel 0 is
      erased wherever channel 1 is 0 (checked with torchvision 0.29): snnlab does not copy that;
   5. split per class: the first ``train_per_class`` (default 900) recordings of each class (by the number in
-     the file name) train, the rest (100) test [papers.md: 900/100; the published preprocessing script uses
+     the file name) train, the rest (100) test [docs/papers.md: 900/100; the published preprocessing script uses
      0.7 and does not run: it has a syntax error];
   6. training augmentation (NDA-style, [code ``DVSCifar10.__getitem__``]): a horizontal flip with
      probability 1/2, then ``torch.roll`` of the whole clip by ``(dy, dx)``, each uniform in ``{-5, ..., 5}``

@@ -1,5 +1,5 @@
-"""The papers' own settings: one recipe per row of the TET, DSR and chi tables (from the project notes,
-``shared/papers.md``, next to this repository).
+"""The papers' own settings: one recipe per row of the TET, DSR and chi tables (documented, with their
+sources, in ``docs/papers.md``).
 
 A recipe is the ``TrainConfig`` of one published result plus where every number comes from::
 
@@ -18,7 +18,7 @@ yet (``needs``): a run of such a recipe is close to, not exactly, the paper's se
 (``paper_top1``, in %) is the paper's number, never a measurement: measured numbers live in the results
 registry (``snnlab.registry``).
 
-Tags in ``source`` follow papers.md: [paper] read in the paper, [code] read in the official code, [recall] a
+Tags in ``source`` follow docs/papers.md#source-tags: [paper] read in the paper, [code] read in the official code, [recall] a
 published number not re-checked.
 """
 from __future__ import annotations
@@ -104,7 +104,7 @@ _TET_NEURON = dict(method="tet", neuron="lif", tau=0.5, v_th=1.0, reset="hard", 
 # The only training script TET publishes (main_training_parallel.py, DVS-CIFAR10) [code]
 _TET_CODE_OPT = dict(optimizer="adam", lr=1e-3, scheduler="cosine", batch_size=128, weight_decay=0.0)
 _TET_OPT_ASSUMED = {
-    "optimizer": "papers.md gives no optimizer for this dataset; Adam as in TET's only script (DVS) [code]",
+    "optimizer": "the paper gives no optimizer for this dataset; Adam as in TET's only script (DVS) [code]",
     "lr": "not given for this dataset; 1e-3 as in TET's DVS script [code]",
     "batch_size": "not given for this dataset; 128 as in TET's DVS script [code]",
     "scheduler": "not given for this dataset; cosine to 0 as in TET's DVS script [code]",
@@ -113,7 +113,7 @@ _TET_OPT_ASSUMED = {
 _BEST_VS_FINAL = ("The official scripts report the best test accuracy over all epochs; snnlab records the "
                   "final epoch's.")
 
-# DSR's CIFAR defaults [code cifar/main_single_gpu.py, via papers.md]: SGD momentum 0.9, wd 5e-4, lr 0.1,
+# DSR's CIFAR defaults [code cifar/main_single_gpu.py; docs/papers.md#dsr-defaults]: SGD momentum 0.9, wd 5e-4, lr 0.1,
 # cosine (per epoch) after a 400-iteration linear warm-up (the epoch's rate times (k + 1) / 400), 200 epochs,
 # batch 128; LIF V_th 0.3, tau 1.0, dt 0.05, alpha 0.3, threshold bound 5e-4.
 _DSR_LIF = dict(method="dsr", neuron="lif", optimizer="sgd", lr=0.1, weight_decay=5e-4, scheduler="cosine",
@@ -246,11 +246,11 @@ def _build() -> dict[str, Recipe]:
                "preresnet_cal_Vth.py; SNN: IF, T 50, V_th bound 0.01, alpha 0.5) [code README, imagenet/]",
         assumed={
             "optimizer, lr, weight_decay, batch_size, epochs, warmup_iters, scheduler": (
-                "not in papers.md: the SNN phase's values are imagenet/main.py's defaults (Adam, lr 1e-3, wd 0, "
+                "not stated by the paper: the SNN phase's values are imagenet/main.py's defaults (Adam, lr 1e-3, wd 0, "
                 "total batch 144, 90 epochs, 5000-iteration linear warm-up, cosine per epoch), which the README's SNN "
                 "command does not override [code, read at commit 34c45c4 for this recipe]"),
             "hybrid_ann_epochs": (
-                "not in papers.md: 90, imagenet/main.py's default --epochs (the README's ANN command passes none) "
+                "not stated by the paper: 90, imagenet/main.py's default --epochs (the README's ANN command passes none) "
                 "[code, commit 34c45c4]; also the standard ImageNet ResNet schedule. The ANN phase shares "
                 "warmup_iters (5000, the script's default in both phases) and the cosine schedule"),
             "hybrid_calib_batches": (

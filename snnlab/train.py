@@ -1,6 +1,6 @@
 """Training: one config dataclass, ``fit(config)``, checkpoints that resume exactly.
 
-The data flow (DESIGN.md)::
+The data flow (the README's "Architecture" section)::
 
     data -> encoder -> model -> outputs [T, B, C] -> loss -> backward (surrogate) -> optimizer
                                          callbacks observe every step (chi, metrics, checkpoints)

@@ -3,7 +3,7 @@
 Expected parameter counts, and where each comes from:
 
 * ResNet-19 (TET's ``models/resnet_models.py``): 12,630,858 with 10 classes, 12,653,988 with 100, computed
-  below from the code's layer list by ``resnet19_count`` (papers.md gives no size for it).
+  below from the code's layer list by ``resnet19_count`` (docs/papers.md gives no size for it).
 * VGGSNN (TET's ``models/VGG_models.py``): 9,271,498 (10 classes, 2x48x48 input), from the code's layer list by
   ``vggsnn_count``.
 * Spiking-ResNet-34 and SEW-ResNet-34 (ADD): the convolutions and BNs of ResNet-34, whose count with 1000 classes

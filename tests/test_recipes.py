@@ -1,4 +1,4 @@
-"""Recipes: every paper row is a valid TrainConfig; values match papers.md; the CLI applies overrides on top."""
+"""Recipes: every paper row is a valid TrainConfig; values match docs/papers.md; the CLI applies overrides on top."""
 import dataclasses
 import subprocess
 import sys
@@ -19,7 +19,7 @@ def test_every_recipe_validates_and_uses_existing_fields(name):
     assert 0 < r.paper_top1 < 100 and r.source
 
 
-# Values written out from the project notes shared/papers.md, sections 1 and 2
+# Values written out from docs/papers.md#tet, #dsr-defaults, #dsr-results and #chi-results
 @pytest.mark.parametrize("name, expect, top1", [
     # TET table: CIFAR-10 ResNet-19 T=4 94.44; lambda 0.05 on CIFAR; 300 epochs; LIF tau 0.5, V_th 1, triangle gamma 1
     ("tet-cifar10-resnet19-t4", dict(method="tet", lamb=0.05, epochs=300, tau=0.5, v_th=1.0, surrogate="triangle",
