@@ -517,3 +517,43 @@ def test_landscape_figure_and_explorer_build():
     box.button.click()
     assert box.last_figure is not None
     assert "TET" in box.last_figure.axes[0].get_title()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# package layout
+
+
+def test_package_public_names_and_one_way_imports():
+    import ast
+    import importlib
+    import pathlib
+
+    public = {"fixed_batches", "landscape_parameters", "random_direction", "loss_at", "loss_surface_1d",
+              "loss_surface_2d", "hessian_vector_product", "top_hessian_eigenvalue", "sharpness_table",
+              "grid_summary", "plot_surface_1d", "plot_contour", "plot_surface_3d", "plot_hessian_convergence",
+              "compare_landscapes", "plot_landscape_grid", "landscape_figure", "landscape_explorer", "VIEWS",
+              "limit_threads"}
+    assert set(L.__all__) == public and all(hasattr(L, n) for n in public)
+    assert callable(L._two_directions) and L.Batches is not None and L.LossFn is not None
+    assert L.VIEWS == ("1d", "contour", "3d")
+    pkg = pathlib.Path(L.__file__).parent
+    graph = {}
+    for f in pkg.glob("*.py"):
+        if f.stem == "__init__":
+            continue
+        tree = ast.parse(f.read_text())
+        doc = ast.get_docstring(tree)
+        assert doc and doc.strip(), f"{f.name} has no module docstring"
+        graph[f.stem] = {n.module.split(".")[0] for n in ast.walk(tree)
+                         if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module}
+        assert importlib.import_module(f"snnlab.landscape.{f.stem}")
+    done: set[str] = set()
+    while len(done) < len(graph):  # peel off modules whose package imports are all done: fails on a cycle
+        ready = {m for m, deps in graph.items() if m not in done and deps <= done}
+        assert ready, f"import cycle among {sorted(set(graph) - done)}"
+        done |= ready
+    plot_imports = [n for n in ast.walk(ast.parse((pkg.parent / "plot.py").read_text()))
+                    if isinstance(n, (ast.Import, ast.ImportFrom))]
+    # snnlab.plot must not import the landscape package (landscape/plots.py imports snnlab.plot)
+    assert not any("landscape" in (getattr(n, "module", None) or "") or any("landscape" in a.name for a in n.names)
+                   for n in plot_imports)
