@@ -3,8 +3,8 @@
 A user who clones snnlab has only the repository. So:
 
 * no tracked text file under ``snnlab/``, ``notebooks/``, ``tests/``, ``benchmarks/``, ``docs/`` or ``README.md``
-  may point at a file that lives outside it (a sibling ``../shared`` folder, ``shared/papers.md``,
-  ``shared/seeds``, ``DESIGN.md``, ``STYLE.md``, or a bare ``papers.md`` that is not ``docs/papers.md``); the papers'
+  may point at a file that lives outside it (the patterns are in ``FORBIDDEN`` below: a sibling folder of
+  background notes, design or style notes, or a bare ``papers.md`` that is not ``docs/papers.md``); the papers'
   notes are ``docs/papers.md``;
 * every relative link in ``README.md`` and ``docs/**/*.md`` points to an existing file (and, with ``#anchor``, to
   an existing heading or ``<a id>`` there), and every ``docs/<file>.md#anchor`` cited anywhere exists;
@@ -29,7 +29,7 @@ SKIP_DIRS = {".git", ".venv", "__pycache__", ".ipynb_checkpoints", ".pytest_cach
 
 #: (pattern, what it refers to) -- each one a file that is not in the repository
 FORBIDDEN = [
-    (re.compile(r"\.\./shared", re.I), "a folder next to the repository (../shared)"),
+    (re.compile(r"\.\./shared", re.I), "a folder next to the repository"),
     (re.compile(r"shared/papers\.md", re.I), "the outside notes shared/papers.md (use docs/papers.md)"),
     (re.compile(r"shared/seeds", re.I), "the outside abstracts shared/seeds (use docs/papers.md)"),
     (re.compile(r"DESIGN\.md"), "DESIGN.md, not in the repository (say it, or point to README.md / docs/)"),
