@@ -1,16 +1,19 @@
 """snnlab: train spiking neural networks directly with gradients -- surrogate gradients and chi, TET, DSR.
 
 Modules: ``surrogate`` (spike functions), ``neurons`` (multi-step LIF/IF), ``layers`` (time-merged layers),
-``models``, ``losses``, ``data`` (embedded digits and simulated dvs-digits), ``train`` (``fit``),
-``chi`` (the indicator chi and the adaptive surrogate), ``landscape`` (loss surfaces, Hessian sharpness),
-``dsr`` and ``dsr_models`` (differentiation on spike representation), ``memory`` (saved-tensor bytes),
-``plot`` and ``widgets`` (figures and explorers); ``fused`` (the default one-node LIF/IF backend, Triton on
-CUDA), ``paper_models`` and ``real_data`` (the papers' architectures and datasets), ``recipes`` and ``registry``
-(the papers' settings, measured results), ``distributed`` (torchrun/DDP inside ``fit``).
+``models`` (a package: ``tutorial``, the papers' architectures ``papers``, the DSR models ``dsr``), ``losses``,
+``data`` (a package: embedded digits and simulated dvs-digits, and the papers' datasets ``real``), ``train``
+(``fit``), ``chi`` (the indicator chi and the adaptive surrogate), ``landscape`` (loss surfaces, Hessian
+sharpness), ``dsr`` (differentiation on spike representation), ``memory`` (saved-tensor bytes), ``plot`` and
+``widgets`` (figures and explorers); ``fused`` (the default one-node LIF/IF backend, Triton on CUDA),
+``recipes`` and ``registry`` (the papers' settings, measured results), ``distributed`` (torchrun/DDP inside
+``fit``). ``real_data``, ``paper_models`` and ``dsr_models`` are the former names of ``data.real``,
+``models.papers`` and ``models.dsr``, kept as aliases (see ``_alias``).
 """
 __version__ = "0.1.0"
 
 import os as _os
+import sys as _sys
 
 
 def fast_mode() -> bool:
@@ -18,7 +21,23 @@ def fast_mode() -> bool:
     return _os.environ.get("SNNLAB_FAST", "0").strip().lower() in ("1", "true", "yes")
 
 
-from . import data, dsr, dsr_models, layers, losses, memory, models, neurons, surrogate  # noqa: E402
+def _alias(old_name: str, module) -> None:
+    """Make ``snnlab.<old_name>`` another name of ``module``, a module that moved into a subpackage.
+
+    Registers ``sys.modules["snnlab.<old_name>"] = module`` and sets the package attribute, so that
+    ``import snnlab.<old_name>``, ``from snnlab.<old_name> import X`` and ``snnlab.<old_name>`` all give the SAME
+    module object as the new path: monkeypatching through either name affects both.
+    """
+    _sys.modules[f"{__name__}.{old_name}"] = module
+    globals()[old_name] = module
+
+
+from . import data, dsr, layers, losses, memory, models, neurons, surrogate  # noqa: E402
+
+_alias("real_data", data.real)
+_alias("paper_models", models.papers)
+_alias("dsr_models", models.dsr)
+
 from .train import TrainConfig, fit, seed_everything, sweep  # noqa: E402
 
 __all__ = [

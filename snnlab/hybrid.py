@@ -53,6 +53,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import checkpoint
 from .dsr import DSRLIF, dsr_neurons, firing_rate
 from .layers import encode
 from .seeding import epoch_seed
@@ -284,7 +285,7 @@ def load_ann(ann: nn.Module, path) -> nn.Module:
     if not path.is_file():
         raise FileNotFoundError(f"hybrid_ann_checkpoint {str(path)!r} does not exist (expected a checkpoint.pt "
                                 "written by a hybrid run's ANN phase, <out_dir>/ann/checkpoint.pt)")
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    ck = checkpoint.load(path, require=(), what="ANN checkpoint")  # weights only: never runs code from the file
     state = ck["model"] if isinstance(ck, dict) and "model" in ck else ck
     if not isinstance(state, dict):
         raise ValueError(f"{str(path)!r} holds no state dict (got {type(state).__name__})")
@@ -339,7 +340,7 @@ def hybrid_init(snn: nn.Module, ann: nn.Module, config, bundle, device=None, pro
 
     Returns ``{"percentiles", "thresholds" (as set, after the lower bound), "calib_batches"}``.
     """
-    from .dsr_models import thresholds
+    from .models.dsr import thresholds
 
     percentiles, n = calibrate(ann, config, bundle, device, progress)
     init_snn_from_ann(snn, ann, thresholds_from_percentiles(snn, percentiles))

@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import checkpoint as _checkpoint
 from . import data as _data
 from . import distributed as _dist
 from . import losses as _losses
@@ -160,7 +161,7 @@ class TrainConfig:
 
         choice("dataset", _data.DATASETS)
         if self.method == "dsr":
-            from .dsr_models import DSR_MODELS
+            from .models.dsr import DSR_MODELS
 
             choice("model", tuple(DSR_MODELS))
             choice("dsr_threshold_grad", ("code", "paper"))
@@ -338,7 +339,7 @@ class History(list):
 
 def atomic_save(obj, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file in the same folder, then ``os.replace``: never half-written."""
-    atomic_write(path, lambda f: torch.save(obj, f))
+    _checkpoint.save(obj, path)
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -356,7 +357,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     """Load a checkpoint written by ``fit`` (a dict with ``model``, ``optimizer``, ``config``, ...)."""
-    return torch.load(path, map_location=map_location, weights_only=False)
+    return _checkpoint.load(path, map_location=map_location)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -365,7 +366,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
 
 def build_from_config(config: TrainConfig, bundle) -> nn.Module:
     if config.method == "dsr":
-        from .dsr_models import build_dsr_model
+        from .models.dsr import build_dsr_model
 
         kw = {"v_th": config.dsr_v_th, "alpha": config.dsr_alpha, "v_th_lower_bound": config.dsr_v_th_bound}
         kw = {k: v for k, v in kw.items() if v is not None}
@@ -545,7 +546,7 @@ def _hybrid_phase(config, model, ann, bundle, ctx, device, loss_fn, out) -> dict
     calibrate the thresholds on the training data (rank 0, sent to the others), load the ANN into ``model``;
     return the ANN's and the initialised SNN's test accuracy and the thresholds."""
     from . import hybrid as _hybrid
-    from .dsr_models import thresholds
+    from .models.dsr import thresholds
 
     acfg = _hybrid.ann_config(config, bundle.temporal)
     if config.hybrid_ann_checkpoint is not None:
@@ -672,12 +673,12 @@ def _fit(config, callbacks, stop_after, bundle, model, ctx, device, phase: str =
         start_epoch = ck["epoch"] + 1
         global_step = ck.get("global_step", 0)
         resumed_callbacks = ck.get("callbacks")
-    if out is not None and main:
-        config.to_json(out / "config.json")
     if hybrid:  # a resumed SNN phase starts from its own checkpoint: the ANN phase is never repeated
         history.hybrid = ck.get("hybrid") if ck is not None else _hybrid_phase(
             config, model, ann, bundle, ctx, device, loss_fn, out)
         del ann
+    if out is not None and main:  # after the ANN phase: a bad ANN checkpoint leaves the run folder as it was
+        config.to_json(out / "config.json")
 
     state = _State(model=model, optimizer=optimizer, config=config, epoch=start_epoch, step=0, log={},
                    device=device)

@@ -1,6 +1,7 @@
 """Data: the digits split, the simulated event camera (physics, determinism, cache) and the error messages."""
 import dataclasses
 import math
+import os
 import re
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from snnlab import data as D
+from snnlab.data import embedded
 
 C = 0.15
 T_DVS = 4
@@ -149,7 +151,7 @@ def test_dvs_cache_file_and_second_load_identical(dvs, dvs_root, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("the second load must read the cache, not simulate again")
 
-    monkeypatch.setattr(D, "simulate_events", boom)
+    monkeypatch.setattr(embedded, "simulate_events", boom)  # the module that calls it
     again = D.load("dvs-digits", T=T_DVS, root=dvs_root, seed=0)
     for a, b in ((dvs.train, again.train), (dvs.test, again.test)):
         assert torch.equal(all_x(a), all_x(b)) and torch.equal(all_y(a), all_y(b))
@@ -173,6 +175,23 @@ def test_truncated_cache_is_regenerated(dvs, tmp_path):
         D.load("dvs-digits", T=T_DVS, root=tmp_path, seed=0, n_sim=60)  # same file name
 
 
+def test_unwritable_cache_warns_and_keeps_the_data(tmp_path, monkeypatch):
+    """A cache that cannot be written (full disk, read-only folder) is a warning: the events stay in memory,
+    bit-identical to a cached load, and no temporary file is left behind."""
+
+    def no_space(src, dst):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", no_space)
+        with pytest.warns(UserWarning, match="could not write the cache file .*kept in memory only"):
+            b = D.load("dvs-digits", T=2, root=tmp_path, n_sim=4)
+    assert b.info["cache"] is None and list(tmp_path.iterdir()) == []
+    cached = D.load("dvs-digits", T=2, root=tmp_path, n_sim=4)
+    assert Path(cached.info["cache"]).is_file() and oct(os.stat(cached.info["cache"]).st_mode & 0o777) == "0o644"
+    assert torch.equal(all_x(b.train), all_x(cached.train)) and torch.equal(all_x(b.test), all_x(cached.test))
+
+
 def test_dvs_seed_changes_events_not_split(dvs, dvs_seed1):
     assert torch.equal(all_y(dvs.train), all_y(dvs_seed1.train))
     assert torch.equal(all_y(dvs.test), all_y(dvs_seed1.test))
@@ -186,7 +205,7 @@ def test_env_variable_sets_default_root(monkeypatch, tmp_path):
     monkeypatch.setenv("SNNLAB_DATA", str(tmp_path))
     assert D.default_root() == tmp_path
     monkeypatch.delenv("SNNLAB_DATA")
-    assert D.default_root() == Path(D.__file__).resolve().parents[1] / "datasets"
+    assert D.default_root() == Path(__file__).resolve().parents[1] / "datasets"  # the repository's datasets/
 
 
 # ----------------------------------------------------------------------------------------------------------

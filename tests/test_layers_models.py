@@ -5,7 +5,7 @@ from torch import nn
 
 from snnlab import layers, models
 from snnlab.neurons import IF, LIF
-from snnlab.paper_models import PAPER_MODELS
+from snnlab.models.papers import PAPER_MODELS
 
 
 def test_time_merged_equals_per_step():

@@ -22,8 +22,8 @@ from torch import nn
 
 from snnlab import models, neurons
 from snnlab.dsr import DSRIF, DSRLIF
-from snnlab.dsr_models import DSR_MODELS, build_dsr_model, make_dsr_neuron
-from snnlab.paper_models import PAPER_MODELS, SEWResNet34, SpikingResNet34, VGGSNN, ResNet19
+from snnlab.models.dsr import DSR_MODELS, build_dsr_model, make_dsr_neuron
+from snnlab.models.papers import PAPER_MODELS, SEWResNet34, SpikingResNet34, VGGSNN, ResNet19
 from snnlab.train import TrainConfig, build_from_config, fit
 
 
@@ -317,3 +317,41 @@ def test_errors():
         SpikingResNet34(num_classes=0)
     with pytest.raises(ValueError, match=re.escape("unknown model 'resnet18'; available: ") + r".*'sew-resnet34'"):
         models.build_model("resnet18", (3, 32, 32), 10)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the former module paths (snnlab.paper_models, snnlab.dsr_models, snnlab.real_data) are the new modules
+
+
+def test_old_module_paths_are_the_same_module_objects(monkeypatch):
+    import snnlab
+    import snnlab.dsr_models
+    import snnlab.paper_models
+    import snnlab.real_data
+    from snnlab.data import real
+    from snnlab.models import dsr, papers
+
+    for old, new in (("paper_models", papers), ("dsr_models", dsr), ("real_data", real)):
+        assert getattr(snnlab, old) is new and sys.modules[f"snnlab.{old}"] is new
+    from snnlab.dsr_models import build_dsr_model as old_build
+    from snnlab.paper_models import VGGSNN as old_vggsnn
+
+    assert old_vggsnn is VGGSNN and old_build is build_dsr_model
+    assert models.papers is papers and models.dsr is dsr
+    # monkeypatching through the old name changes the new module
+    monkeypatch.setattr(snnlab.dsr_models, "count_parameters", lambda m: -1)
+    assert dsr.count_parameters(nn.Linear(2, 2)) == -1
+
+
+def test_old_module_paths_in_a_fresh_interpreter():
+    import subprocess
+
+    code = ("from snnlab.paper_models import VGGSNN\n"
+            "import snnlab.dsr_models as a, snnlab.models.dsr as b\n"
+            "import snnlab.real_data as r, snnlab.data.real as s\n"
+            "import snnlab.paper_models as p, snnlab.models.papers as q\n"
+            "assert a is b and r is s and p is q and VGGSNN is q.VGGSNN\n"
+            "from snnlab.real_data import read_aedat, DatasetNotFoundError\n"
+            "from snnlab.dsr_models import thresholds, ThresholdLog\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr

@@ -5,6 +5,7 @@ CIFAR: the python pickle batches (``cifar-10-batches-py/data_batch_1`` ...); CIF
 bit layout of TET's ``dat2mat.m``); ImageNet: an ImageFolder tree of JPEGs. Everything is loaded through
 ``snnlab.data.load`` exactly as a user does.
 """
+import os
 import pickle
 import re
 import struct
@@ -16,7 +17,8 @@ import torch
 from PIL import Image
 
 from snnlab import data as D
-from snnlab import real_data as R
+from snnlab.data import cifar10_dvs as DVS
+from snnlab.data import real as R
 from snnlab.train import TrainConfig
 
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -377,7 +379,7 @@ def test_dvs_cifar10_cache_written_once_and_reused(dvs, dvs_root, monkeypatch, t
     def fail(path):
         raise AssertionError("read an .aedat file although the cache is there")
 
-    monkeypatch.setattr(R, "read_aedat", fail)
+    monkeypatch.setattr(DVS, "read_aedat", fail)  # the module that calls it
     again = D.load("dvs-cifar10", root=dvs_root, T=T_DVS, train_per_class=2)
     assert torch.equal(again.train.frames, dvs.train.frames) and torch.equal(again.test.frames, dvs.test.frames)
     with pytest.raises(AssertionError, match="read an .aedat file"):  # another T is another cache file
@@ -403,6 +405,30 @@ def test_dvs_cifar10_stale_cache_and_cache_only(tmp_path):
         warnings.simplefilter("error")
         third = D.load("dvs-cifar10", root=tmp_path, T=2, size=16, train_per_class=1)
     assert third.info["cache_only"] and torch.equal(third.test.frames, second.test.frames)
+
+
+def test_dvs_cifar10_unwritable_cache_warns_and_keeps_frames(tmp_path, monkeypatch):
+    """A cache that cannot be written (full disk, read-only folder) is a warning, not an error: the frames are
+    returned from memory, and no temporary file is left behind."""
+    rng = np.random.default_rng(5)
+    for c in CIFAR10_NAMES:
+        for i in range(2):
+            write_aedat(tmp_path / "dvs-cifar10" / c / f"cifar10_{c}_{i}.aedat", *random_events(rng, 20))
+
+    def no_space(src, dst):
+        raise OSError(28, "No space left on device")
+
+    for preprocess in ("tet", "dsr"):
+        with monkeypatch.context() as m:
+            m.setattr(os, "replace", no_space)
+            with pytest.warns(UserWarning, match="could not write the cache file .*kept in memory only"):
+                b = D.load("dvs-cifar10", root=tmp_path, T=2, size=16, train_per_class=1, preprocess=preprocess)
+        base = tmp_path / "dvs-cifar10"
+        name = "frames_dsr_T2*" if preprocess == "dsr" else "frames_T2*"
+        assert b.info["cache"] is None and not list(base.glob(name)) and not list(base.glob("*.tmp"))
+        written = D.load("dvs-cifar10", root=tmp_path, T=2, size=16, train_per_class=1, preprocess=preprocess)
+        assert written.info["cache"] is not None and torch.equal(b.train.frames, written.train.frames)
+        assert oct(os.stat(written.info["cache"]).st_mode & 0o777) == "0o644"
 
 
 def test_dvs_cifar10_missing_files(tmp_path, dvs_root):
@@ -496,11 +522,11 @@ def test_dsr_resize_is_bilinear_without_antialiasing():
 
 def test_dsr_float16_storage_is_checked():
     x = np.array([0.0, 1 / 36, 5 / 6, 3.0, 2047.0, 31.5], dtype=np.float32)
-    np.testing.assert_allclose(R._dsr_float16(x).astype(np.float32), x, rtol=2.0 ** -11, atol=0)
-    assert R._dsr_float16(x).dtype == np.float16
+    np.testing.assert_allclose(DVS._dsr_float16(x).astype(np.float32), x, rtol=2.0 ** -11, atol=0)
+    assert DVS._dsr_float16(x).dtype == np.float16
     for bad in (70000.0, 1e-6):  # overflows / subnormal: not within 2^-11
         with pytest.raises(ValueError, match="do not fit float16"):
-            R._dsr_float16(np.array([1.0, bad], dtype=np.float32))
+            DVS._dsr_float16(np.array([1.0, bad], dtype=np.float32))
 
 
 def test_dsr_augment_is_one_zero_padded_random_crop_of_the_whole_clip():
@@ -581,7 +607,7 @@ def test_dvs_cifar10_dsr_cache_separate_written_once_and_reused(dsr, dvs, dvs_ro
     def fail(path):
         raise AssertionError("read an .aedat file although the cache is there")
 
-    monkeypatch.setattr(R, "read_aedat", fail)
+    monkeypatch.setattr(DVS, "read_aedat", fail)  # the module that calls it
     again = D.load("dvs-cifar10", root=dvs_root, T=T_DVS, train_per_class=2, preprocess="dsr")
     assert torch.equal(again.train.frames, dsr.train.frames) and torch.equal(again.test.frames, dsr.test.frames)
     tet = D.load("dvs-cifar10", root=dvs_root, T=T_DVS, train_per_class=2, preprocess="tet")
@@ -706,3 +732,13 @@ def test_dsr_recipe_loads_dsr_frames(dvs_root):
     bundle = load_data(cfg.replace(data_options={**cfg.data_options, "train_per_class": 2}))
     assert (bundle.info["preprocess"], bundle.T, bundle.train.frames.dtype) == ("dsr", 20, torch.float16)
     assert bundle.info["cache"].endswith("frames_dsr_T20_s48_v1.npz")
+
+
+def test_real_data_is_the_same_module_object_as_data_real(monkeypatch):
+    import snnlab.real_data
+
+    assert snnlab.real_data is R and R.read_aedat is DVS.read_aedat and R.DatasetNotFoundError is D.DatasetNotFoundError
+    monkeypatch.setattr(snnlab.real_data, "REAL_DATASETS", ("cifar10",))  # through the old name ...
+    assert R.REAL_DATASETS == ("cifar10",)  # ... the new module changes
+    with pytest.raises(ValueError, match="the real datasets are 'cifar10'"):
+        R.load("imagenet")

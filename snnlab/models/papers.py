@@ -1,14 +1,14 @@
 """The papers' architectures, time-merged: ResNet-19 and VGGSNN (TET), Spiking-ResNet-34 and SEW-ResNet-34 (ImageNet).
 
 Every model maps ``[T, B, C, H, W] -> [T, B, num_classes]`` (the non-spiking output ``O(t)`` of every step, like
-``snnlab.models``), takes ``neuron=``, a zero-argument callable returning a fresh multi-step spiking module
+``snnlab.models.tutorial``), takes ``neuron=``, a zero-argument callable returning a fresh multi-step spiking module
 (default ``snnlab.models.make_neuron()``, TET's LIF), and runs every synaptic layer once on the merged
 ``[T*B, ...]`` tensor, so BatchNorm normalises over ``T*B`` (TET's ``tdBN``/``SeqToANNContainer``,
 SpikingJelly's multi-step mode). Static images are repeated T times before the model (``snnlab.train.encode``).
 
-DSR neurons (``snnlab.dsr_models.make_dsr_neuron``) work in all four: when the factory's neurons have a
+DSR neurons (``snnlab.models.dsr.make_dsr_neuron``) work in all four: when the factory's neurons have a
 ``.rate`` method, the non-spiking output layer becomes DSR's rate head ``linear -> BN1d -> neuron -> rate`` and the
-model returns the rate as ``[1, B, num_classes]``, exactly like ``snnlab.dsr_models`` (the head adds the
+model returns the rate as ``[1, B, num_classes]``, exactly like ``snnlab.models.dsr`` (the head adds the
 BN1d's ``2 * num_classes`` parameters and one threshold).
 
 Sources, per model (``[code]`` = read in the official code, ``[sj]`` = SpikingJelly 2.0's definition):
@@ -38,6 +38,9 @@ Both ResNet-34s name their layers as torchvision's ``resnet34`` (``conv1``, ``bn
 parameters, and have exactly its 21,797,672 parameters with 1000 classes. Init as SpikingJelly's: conv weights
 ``kaiming_normal_(fan_out, relu)``, BN weight 1 and bias 0; the adaptive average pool accepts any input size
 (small inputs, e.g. 64x64, for tests).
+
+This module is also ``snnlab.paper_models`` (the same module object, its name before ``snnlab.models`` became a
+package).
 """
 from __future__ import annotations
 
@@ -46,7 +49,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .layers import TimeMerged, merge_time, split_time
+from ..layers import TimeMerged, merge_time, split_time
+from .factory import check_classes, check_shape, neuron_factory
 
 __all__ = [
     "ResNet19", "VGGSNN", "SpikingResNet34", "SEWResNet34", "SpikingBasicBlock", "SEWBasicBlock",
@@ -54,41 +58,6 @@ __all__ = [
 ]
 
 CONNECT_FUNCTIONS = ("ADD", "AND", "IAND")
-
-
-def _default_neuron() -> nn.Module:
-    from .models import make_neuron  # imported here: snnlab.models imports this module
-
-    return make_neuron()
-
-
-def _factory(neuron) -> Callable[[], nn.Module]:
-    if neuron is None:
-        return _default_neuron
-    if not callable(neuron) or isinstance(neuron, nn.Module):
-        raise ValueError(
-            f"neuron must be a zero-argument callable returning a fresh spiking module (e.g. "
-            f"functools.partial(snnlab.models.make_neuron, 'lif') or snnlab.dsr_models.make_dsr_neuron), got {neuron!r}"
-        )
-    return neuron
-
-
-def _check_shape(input_shape, min_hw: int = 1, why: str = "") -> tuple[int, int, int]:
-    try:
-        shape = tuple(int(s) for s in input_shape)
-    except (TypeError, ValueError):
-        shape = ()
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"input_shape must be (channels, height, width), got {input_shape!r}")
-    if min(shape[1:]) < min_hw:
-        raise ValueError(f"input_shape {input_shape!r} is too small: {why}")
-    return shape  # type: ignore[return-value]
-
-
-def _check_classes(num_classes) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-    return num_classes
 
 
 def _tm(x: torch.Tensor, *layers: nn.Module) -> torch.Tensor:
@@ -213,9 +182,9 @@ class ResNet19(nn.Module):
 
     def __init__(self, input_shape=(3, 32, 32), num_classes: int = 10, neuron=None):
         super().__init__()
-        c, _, _ = _check_shape(input_shape)
-        num_classes = _check_classes(num_classes)
-        make = _factory(neuron)
+        c, _, _ = check_shape(input_shape)
+        num_classes = check_classes(num_classes)
+        make = neuron_factory(neuron)
         self.conv1 = nn.Conv2d(c, 64, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.sn1 = make()
@@ -252,9 +221,9 @@ class VGGSNN(nn.Module):
 
     def __init__(self, input_shape=(2, 48, 48), num_classes: int = 10, neuron=None):
         super().__init__()
-        c, h, w = _check_shape(input_shape, 16, "VGGSNN's four 2x2 average poolings need H, W >= 16")
-        num_classes = _check_classes(num_classes)
-        make = _factory(neuron)
+        c, h, w = check_shape(input_shape, 16, "VGGSNN's four 2x2 average poolings need H, W >= 16")
+        num_classes = check_classes(num_classes)
+        make = neuron_factory(neuron)
         layers = []
         for v in self.cfg:
             if v == "AP":
@@ -285,9 +254,9 @@ class _ResNet34(nn.Module):
 
     def __init__(self, block, input_shape, num_classes, neuron, **block_kw):
         super().__init__()
-        c, _, _ = _check_shape(input_shape)
-        num_classes = _check_classes(num_classes)
-        make = _factory(neuron)
+        c, _, _ = check_shape(input_shape)
+        num_classes = check_classes(num_classes)
+        make = neuron_factory(neuron)
         self.conv1 = nn.Conv2d(c, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.sn1 = make()

@@ -1,40 +1,14 @@
-"""The papers' datasets, read from files you put on disk yourself: CIFAR-10/100, CIFAR10-DVS, ImageNet.
+"""CIFAR10-DVS from its AEDAT 2.0 recordings on disk: the reader, TET's and DSR's framing, the frame cache.
 
-Nothing is ever downloaded. ``snnlab.data.load(name, root=...)`` dispatches here for the four names below;
-``root`` defaults to ``snnlab.data.default_root()`` (``$SNNLAB_DATA``, else the repository's ``datasets/``).
-When a file is missing, ``load`` raises ``DatasetNotFoundError`` (a ``FileNotFoundError``) whose message says
-which files go where and where to get them.
+``snnlab.data.load("dvs-cifar10", root=...)`` reads ``root/dvs-cifar10/<class>/*.aedat`` for the 10 classes
+``airplane .. truck``: the CIFAR10-DVS recordings (Li et al. 2017) as distributed on figshare (one zip per
+class, 1,000 files ``cifar10_<class>_<i>.aedat`` each), in jAER's AEDAT 2.0 format (see ``read_aedat``).
+They are turned into ``[T, 2, 48, 48]`` frames once and cached (``frames_T*_s*_v*.npz``; with
+``preprocess="dsr"``: ``frames_dsr_T*_s*_v*.npz``). Nothing is downloaded.
 
-==================  ===========================================================================================
-name                what is read (under ``root``)
-==================  ===========================================================================================
-``"cifar10"``       ``cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}``: the python pickle
-                    batches of https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (untar into ``root``),
-                    read by ``torchvision.datasets.CIFAR10(download=False)``. 50,000 / 10,000 images.
-``"cifar100"``      ``cifar-100-python/{train, test, meta}`` from
-                    https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz, by ``torchvision.datasets.CIFAR100``;
-                    the 100 fine labels.
-``"dvs-cifar10"``   ``dvs-cifar10/<class>/*.aedat`` for the 10 classes ``airplane .. truck``: the CIFAR10-DVS
-                    recordings (Li et al. 2017) as distributed on figshare (one zip per class, 1,000 files
-                    ``cifar10_<class>_<i>.aedat`` each), in jAER's AEDAT 2.0 format (see ``read_aedat``).
-                    Turned into ``[T, 2, 48, 48]`` frames once and cached (``frames_T*_s*_v*.npz``; with
-                    ``preprocess="dsr"``: ``frames_dsr_T*_s*_v*.npz``).
-``"imagenet"``      ``imagenet/train/<wnid>/*.JPEG`` and ``imagenet/val/<wnid>/*.JPEG`` (ILSVRC-2012, val sorted
-                    into the same class folders), by ``torchvision.datasets.ImageFolder``.
-==================  ===========================================================================================
+The preprocessing follows TET's official code (github.com/brain-intelligence-lab/temporal_efficient_training,
+``preprocess/``) or DSR's, tagged [code]; snnlab's own choices are tagged [snnlab].
 
-Transforms and preprocessing follow TET's official code (github.com/brain-intelligence-lab/
-temporal_efficient_training, ``data_loaders.py`` and ``preprocess/``), tagged [code]; snnlab's own choices are
-tagged [snnlab].
-
-* CIFAR [code ``build_cifar``]: train ``RandomCrop(32, padding=4)``, ``RandomHorizontalFlip``, ``ToTensor``,
-  ``Normalize``; test ``ToTensor``, ``Normalize``. The code's mean/std: CIFAR-10 ``(0.4914, 0.4822, 0.4465)`` /
-  ``(0.2023, 0.1994, 0.2010)``, CIFAR-100 ``(0.5071, 0.4867, 0.4408)`` / ``(0.2675, 0.2565, 0.2761)``.
-  Options, off by default: ``cutout=True`` is the code's ``cutout`` flag (one 16x16 hole, DeVries & Taylor
-  2017, applied after ``ToTensor`` and before ``Normalize`` as in the code; the code's flag itself is broken:
-  the argument shadows the function it calls); ``autoaugment=True`` adds torchvision's ``AutoAugment`` with
-  the CIFAR-10 policy before ``ToTensor`` [snnlab: not in TET's code, offered for recipes that use it].
-  ``verify=True`` (default) checks every batch file's MD5 against torchvision's published checksums.
 * CIFAR10-DVS, ``preprocess="tet"`` (the default) [code ``preprocess/dvscifar_dataloader.py``,
   ``data_loaders.DVSCifar10``]:
 
@@ -103,39 +77,35 @@ tagged [snnlab].
      side and one ``48 x 48`` window is cut at a uniformly random offset ``(i, j) in {0..8}^2``, the same for
      all frames and both channels (``dsr_augment``, drawn as torchvision's ``RandomCrop.get_params`` draws:
      row offset first); no flip, no roll. Test samples are only resized.
-* ImageNet [code ``build_imagenet``]: train ``RandomResizedCrop(224)``, ``RandomHorizontalFlip``; val
-  ``Resize(256)``, ``CenterCrop(224)``; both ``ToTensor`` and ``Normalize((0.485, 0.456, 0.406),
-  (0.229, 0.224, 0.225))``.
 
-Randomness: every augmentation (snnlab's and torchvision's transforms) draws from torch's global generator, so ``snnlab.seed_everything`` and ``fit``'s per-epoch seeding make a run repeat; DataLoader
-workers get their own seeds from it.
+Randomness: the augmentations draw from torch's global generator (see ``snnlab.data.real``).
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import numbers
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torchvision import datasets as _tv_datasets
-from torchvision import transforms as tv
+
+from ..io import atomic_write
+from .bundle import DataBundle, check_bool, check_positive_int
+from .sources import not_found
 
 __all__ = [
-    "REAL_DATASETS",
-    "DatasetNotFoundError",
-    "CIFAR_STATS",
-    "IMAGENET_STATS",
     "DVS_CLASSES",
-    "cifar_transforms",
-    "imagenet_transforms",
-    "Cutout",
+    "DVS_SENSOR",
+    "DVS_DEFAULT_T",
+    "DVS_DEFAULTS",
+    "DVS_PREPROCESS",
+    "DVS_MAX_SHIFT",
+    "DSR_DEFAULT_T",
+    "DSR_PADDING",
+    "EVENT_DTYPE",
     "read_aedat",
     "event_counts",
     "events_to_frames",
@@ -144,17 +114,10 @@ __all__ = [
     "dsr_events_to_frames",
     "dsr_augment",
     "EventFrames",
-    "load",
+    "check_preprocess",
+    "default_T",
+    "load_dvs_cifar10",
 ]
-
-REAL_DATASETS = ("cifar10", "cifar100", "dvs-cifar10", "imagenet")
-
-#: (mean, std) per channel, as in TET's ``data_loaders.build_cifar``
-CIFAR_STATS = {
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
-    "cifar100": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
-}
-IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 #: CIFAR10-DVS class folders, in label order 0..9 (the CIFAR-10 order)
 DVS_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -169,169 +132,6 @@ _DVS_CACHE_VERSION = 1  # bump when the preprocessing changes, so old caches are
 _DSR_CACHE_VERSION = 1  # the same for preprocess="dsr"
 #: per preprocessing: the dtype of the cached frames
 _DVS_CACHE_DTYPE = {"tet": np.uint8, "dsr": np.float16}
-
-#: (folder under root, files, where to get them) for the error messages
-_SOURCES = {
-    "cifar10": (
-        "cifar-10-batches-py",
-        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (the 'CIFAR-10 python version'; "
-        "untar it into {root})",
-    ),
-    "cifar100": (
-        "cifar-100-python",
-        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz (the 'CIFAR-100 python version'; "
-        "untar it into {root})",
-    ),
-    "dvs-cifar10": (
-        "dvs-cifar10",
-        "https://figshare.com/articles/dataset/CIFAR10-DVS_New/4724671 (doi:10.6084/m9.figshare.4724671: "
-        "one zip per class, airplane.zip .. truck.zip; unzip each so that {root}/dvs-cifar10/airplane/ holds "
-        "cifar10_airplane_0.aedat .. cifar10_airplane_999.aedat, and so on)",
-    ),
-    "imagenet": (
-        "imagenet",
-        "https://image-net.org/download-images.php (ILSVRC-2012 'train' and 'val' images, after registering); "
-        "extract the train tars into {root}/imagenet/train/<wnid>/ and move each val image into "
-        "{root}/imagenet/val/<wnid>/ by its ground-truth label (e.g. with the widely used valprep.sh, or "
-        "torchvision.datasets.ImageNet's parse_val_archive)",
-    ),
-}
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """A dataset's files are not where ``load`` looks for them. The message lists them and where to get them."""
-
-
-def _not_found(name: str, root: Path, missing: list[str], extra: str = "") -> DatasetNotFoundError:
-    folder, how = _SOURCES[name]
-    shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
-    return DatasetNotFoundError(
-        f"dataset {name!r} not found under {root}: missing {shown}. "
-        f"Nothing is downloaded: get it from {how.format(root=root)}, or point --data-root (root=, or the environment "
-        f"variable SNNLAB_DATA) to the folder that holds {folder}/.{(' ' + extra) if extra else ''}"
-    )
-
-
-# ----------------------------------------------------------------------------------------------------------
-# CIFAR-10 / CIFAR-100
-
-
-class Cutout:
-    """Zero one ``length x length`` square at a uniformly random centre of a ``[C, H, W]`` tensor.
-
-    DeVries & Taylor 2017 ("Improved regularization of convolutional neural networks with cutout"); the square
-    is clipped at the border, so it may be smaller near the edges. The centre is drawn with torch's global
-    generator (or ``generator``).
-    """
-
-    def __init__(self, length: int = 16, n_holes: int = 1):
-        for k, v in (("length", length), ("n_holes", n_holes)):
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-                raise ValueError(f"Cutout {k} must be a positive integer; got {v!r}")
-        self.length, self.n_holes = int(length), int(n_holes)
-
-    def __call__(self, img: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        h, w = img.shape[-2:]
-        img = img.clone()
-        for _ in range(self.n_holes):
-            cy = int(torch.randint(h, (), generator=generator))
-            cx = int(torch.randint(w, (), generator=generator))
-            half = self.length // 2
-            img[..., max(cy - half, 0) : min(cy + half, h), max(cx - half, 0) : min(cx + half, w)] = 0
-        return img
-
-    def __repr__(self) -> str:
-        return f"Cutout(length={self.length}, n_holes={self.n_holes})"
-
-
-def cifar_transforms(name: str = "cifar10", *, augment: bool = True, cutout: bool = False,
-                     autoaugment: bool = False):
-    """``(train_transform, test_transform)`` of TET's code for ``"cifar10"`` or ``"cifar100"`` (module docstring).
-
-    ``augment=False`` gives the training set the test transform (no randomness at all).
-    """
-    mean, std = CIFAR_STATS[name]
-    normalize = tv.Normalize(mean, std)
-    test = tv.Compose([tv.ToTensor(), normalize])
-    if not augment:
-        if cutout or autoaugment:
-            raise ValueError("cutout and autoaugment are training augmentations: they need augment=True")
-        return test, test
-    steps = [tv.RandomCrop(32, padding=4), tv.RandomHorizontalFlip()]
-    if autoaugment:
-        steps.append(tv.AutoAugment(tv.AutoAugmentPolicy.CIFAR10))
-    steps.append(tv.ToTensor())
-    if cutout:
-        steps.append(Cutout(16, 1))
-    steps.append(normalize)
-    return tv.Compose(steps), test
-
-
-def _without_md5_checks(cls, name: str):
-    """``cls`` (torchvision's CIFAR10/CIFAR100) without its MD5 checks on construction: ``load`` checks the files
-    itself, once, unless ``verify=False``."""
-    return type(name, (cls,), {
-        "train_list": [[f, None] for f, _ in cls.train_list],
-        "test_list": [[f, None] for f, _ in cls.test_list],
-        "meta": {**cls.meta, "md5": None},
-        "__module__": __name__,
-        "__doc__": cls.__doc__,
-    })
-
-
-# module-level names, so that DataLoader workers can pickle the datasets
-_CIFAR10 = _without_md5_checks(_tv_datasets.CIFAR10, "_CIFAR10")
-_CIFAR100 = _without_md5_checks(_tv_datasets.CIFAR100, "_CIFAR100")
-#: name -> (torchvision's class, with the published MD5s; the reader used)
-_READERS = {"cifar10": (_tv_datasets.CIFAR10, _CIFAR10), "cifar100": (_tv_datasets.CIFAR100, _CIFAR100)}
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _load_cifar(name: str, root: Path, *, augment: bool = True, cutout: bool = False, autoaugment: bool = False,
-                verify: bool = True):
-    from .data import DataBundle
-
-    for k, v in (("augment", augment), ("cutout", cutout), ("autoaugment", autoaugment), ("verify", verify)):
-        _check_bool(k, v)
-    official, reader = _READERS[name]
-    folder = root / official.base_folder
-    files = [(f, md5) for f, md5 in official.train_list + official.test_list]
-    files.append((official.meta["filename"], official.meta["md5"]))
-    missing = [str(folder / f) for f, _ in files if not (folder / f).is_file()]
-    if missing:
-        raise _not_found(name, root, missing)
-    if verify:
-        for f, md5 in files:
-            got = _md5(folder / f)
-            if got != md5:
-                raise ValueError(
-                    f"{folder / f} is not the official {name} file: its MD5 is {got}, expected {md5} "
-                    f"(torchvision's checksum). Re-extract it from {_SOURCES[name][1].split(' ')[0]}, or pass "
-                    f"verify=False to read it anyway."
-                )
-
-    train_tf, test_tf = cifar_transforms(name, augment=augment, cutout=cutout, autoaugment=autoaugment)
-    train = reader(str(root), train=True, transform=train_tf, download=False)
-    test = reader(str(root), train=False, transform=test_tf, download=False)
-    mean, std = CIFAR_STATS[name]
-    return DataBundle(
-        name=name, train=train, test=test, num_classes=len(train.classes), input_shape=(3, 32, 32),
-        temporal=False, T=None,
-        info={"source": str(folder), "reader": f"torchvision.datasets.{official.__name__}", "mean": mean, "std": std,
-              "augment": augment, "cutout": cutout, "autoaugment": autoaugment, "verified_md5": verify,
-              "train_transform": repr(train_tf), "test_transform": repr(test_tf)},
-    )
-
-
-# ----------------------------------------------------------------------------------------------------------
-# CIFAR10-DVS: the AEDAT 2.0 reader
 
 #: one event: timestamp (microseconds, as stored), column x, row y, polarity p (1 = ON, 0 = OFF)
 EVENT_DTYPE = np.dtype([("t", np.int64), ("x", np.int16), ("y", np.int16), ("p", np.int8)])
@@ -392,7 +192,7 @@ def event_counts(events: np.ndarray, T: int, size: int = DVS_SENSOR) -> np.ndarr
     at row y, column x, with channel ``c = 0`` for ON (p = 1) and 1 for OFF. The last ``N mod T`` events are
     dropped (TET's code). Raises ValueError if there are fewer than T events.
     """
-    T = _check_pos_int("T", T)
+    T = check_positive_int("T", T)
     n = len(events)
     chunk = n // T
     if chunk == 0:
@@ -421,7 +221,7 @@ def events_to_frames(events: np.ndarray, T: int = DVS_DEFAULT_T, size: int = 48)
     antialiasing from 128 to ``size`` (skipped when ``size == 128``) -> ``round(255 x)``. Divide by 255 to get the
     model's input in [0, 1].
     """
-    size = _check_pos_int("size", size)
+    size = check_positive_int("size", size)
     counts = torch.from_numpy(event_counts(events, T)).to(torch.float32)
     peak = counts.amax(dim=(1, 2, 3), keepdim=True)
     frames = counts / peak.clamp(min=1.0)
@@ -448,7 +248,7 @@ def dsr_event_counts(events: np.ndarray, T: int, size: int = DVS_SENSOR) -> np.n
     the events with ``p == c`` (channel 0 = OFF, 1 = ON) at ``r = size - 1 - x``, ``k = y`` (``read_aedat``'s
     ``x``, ``y``, ``p``). Raw counts, no normalisation; fewer than T events leave the first frames empty.
     """
-    T = _check_pos_int("T", T)
+    T = check_positive_int("T", T)
     n = len(events)
     chunk = n // T
     frame = np.minimum(np.arange(n) // chunk, T - 1) if chunk else np.full(n, T - 1)
@@ -465,7 +265,7 @@ def dsr_events_to_frames(events: np.ndarray, T: int = DSR_DEFAULT_T, size: int =
     ``[T, 2, size, size]``: ``dsr_event_counts`` -> float32 -> bilinear resize WITHOUT antialiasing from 128 to
     ``size`` (``align_corners=False``, as torchvision's tensor ``Resize`` before 0.13; skipped when
     ``size == 128``). The values are (interpolated) event counts, not normalised."""
-    size = _check_pos_int("size", size)
+    size = check_positive_int("size", size)
     frames = torch.from_numpy(dsr_event_counts(events, T)).to(torch.float32)
     if size != DVS_SENSOR:
         frames = torch.nn.functional.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False,
@@ -512,7 +312,7 @@ class EventFrames(Dataset):
     def __init__(self, frames: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, augment: bool,
                  preprocess: str = "tet"):
         self.frames, self.labels, self.index, self.augment = frames, labels, index, bool(augment)
-        self.preprocess = _check_preprocess(preprocess)
+        self.preprocess = check_preprocess(preprocess)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -565,37 +365,56 @@ def _read_dvs_cache(path: Path, manifest: list | None, T: int, size: int, dtype=
     return frames, labels, index, cached
 
 
+
+
 def _write_dvs_cache(path: Path, frames, labels, index, manifest) -> bool:
-    """Atomic write (temporary file in the same folder, then ``os.replace``); False (and a warning) if impossible."""
-    tmp = None
+    """Atomic write (``snnlab.io.atomic_write``; an ordinary 0644 file); False (and a warning) if impossible."""
+
+    def write(f) -> None:
+        np.savez(f, frames=frames, labels=labels, index=index, manifest=np.array(json.dumps(manifest)))
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.stem + ".", suffix=".tmp", delete=False) as f:
-            tmp = f.name
-            np.savez(f, frames=frames, labels=labels, index=index, manifest=np.array(json.dumps(manifest)))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        atomic_write(path, write, binary=True, mode=0o644)
         return True
     except OSError as e:
         warnings.warn(f"could not write the cache file {path} ({e}); the frames are kept in memory only", stacklevel=4)
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
         return False
 
 
-def _load_dvs_cifar10(root: Path, T: int, *, size: int = 48, train_per_class: int = 900, augment: bool = True,
-                      preprocess: str = "tet"):
-    from tqdm.auto import tqdm
+def _build_frames(files: dict[str, list[Path]], T: int, size: int, preprocess: str):
+    """``(frames, labels, index)`` of every recording in ``files``: class by class in label order, ``index`` the
+    position of the recording within its class."""
+    from tqdm.auto import tqdm  # the progress bar's notebook/terminal detection, only when frames are built
 
-    from .data import DataBundle
+    paths = [(k, p) for k, c in enumerate(DVS_CLASSES) for p in files[c]]
+    frames = np.empty((len(paths), T, 2, size, size), dtype=_DVS_CACHE_DTYPE[preprocess])
+    labels = np.empty(len(paths), dtype=np.int64)
+    index = np.empty(len(paths), dtype=np.int64)
+    per_class = dict.fromkeys(range(len(DVS_CLASSES)), 0)
+    for i, (k, p) in enumerate(tqdm(paths, desc="dvs-cifar10: events -> frames (once)", leave=False)):
+        try:
+            if preprocess == "dsr":
+                frames[i] = _dsr_float16(dsr_events_to_frames(read_aedat(p), T, size))
+            else:
+                frames[i] = events_to_frames(read_aedat(p), T, size)
+        except ValueError as e:
+            raise ValueError(f"{p}: {e}") from None
+        labels[i], index[i] = k, per_class[k]
+        per_class[k] += 1
+    return frames, labels, index
 
-    preprocess = _check_preprocess(preprocess)
+
+def load_dvs_cifar10(root: Path, T: int, *, size: int = 48, train_per_class: int = 900, augment: bool = True,
+                     preprocess: str = "tet") -> DataBundle:
+    """CIFAR10-DVS from ``root`` as a ``DataBundle`` of ``EventFrames`` (use ``snnlab.data.load``; module
+    docstring): the frames from the cache when it matches the recordings, else built and cached."""
+    preprocess = check_preprocess(preprocess)
     dtype = _DVS_CACHE_DTYPE[preprocess]
-    size = _check_pos_int("size", size)
+    size = check_positive_int("size", size)
     if size > DVS_SENSOR:
         raise ValueError(f"size must be at most the sensor's {DVS_SENSOR} pixels; got {size}")
-    train_per_class = _check_pos_int("train_per_class", train_per_class)
-    _check_bool("augment", augment)
+    train_per_class = check_positive_int("train_per_class", train_per_class)
+    check_bool("augment", augment)
     base = root / "dvs-cifar10"
     files = _dvs_files(base)
     cache = _dvs_cache_path(base, T, size, preprocess)
@@ -603,8 +422,8 @@ def _load_dvs_cifar10(root: Path, T: int, *, size: int = 48, train_per_class: in
     if len(missing) == len(DVS_CLASSES) and cache.exists():
         manifest = None  # the recordings were removed after the cache was made: use the cache alone
     elif missing:
-        raise _not_found("dvs-cifar10", root, missing,
-                         extra="(Once the frames are cached in dvs-cifar10/frames_*.npz the .aedat files may go.)")
+        raise not_found("dvs-cifar10", root, missing,
+                        extra="(Once the frames are cached in dvs-cifar10/frames_*.npz the .aedat files may go.)")
     else:
         manifest = [[f"{c}/{p.name}", p.stat().st_size] for c in DVS_CLASSES for p in files[c]]
 
@@ -614,23 +433,9 @@ def _load_dvs_cifar10(root: Path, T: int, *, size: int = 48, train_per_class: in
         frames, labels, index, manifest = got
         cached = True
     elif cache_only:
-        raise _not_found("dvs-cifar10", root, missing, extra=f"(The cache {cache} is unreadable.)")
+        raise not_found("dvs-cifar10", root, missing, extra=f"(The cache {cache} is unreadable.)")
     else:
-        paths = [(k, p) for k, c in enumerate(DVS_CLASSES) for p in files[c]]
-        frames = np.empty((len(paths), T, 2, size, size), dtype=dtype)
-        labels = np.empty(len(paths), dtype=np.int64)
-        index = np.empty(len(paths), dtype=np.int64)
-        per_class = dict.fromkeys(range(len(DVS_CLASSES)), 0)
-        for i, (k, p) in enumerate(tqdm(paths, desc="dvs-cifar10: events -> frames (once)", leave=False)):
-            try:
-                if preprocess == "dsr":
-                    frames[i] = _dsr_float16(dsr_events_to_frames(read_aedat(p), T, size))
-                else:
-                    frames[i] = events_to_frames(read_aedat(p), T, size)
-            except ValueError as e:
-                raise ValueError(f"{p}: {e}") from None
-            labels[i], index[i] = k, per_class[k]
-            per_class[k] += 1
+        frames, labels, index = _build_frames(files, T, size, preprocess)
         cached = _write_dvs_cache(cache, frames, labels, index, manifest)
 
     counts = np.bincount(labels, minlength=len(DVS_CLASSES))
@@ -656,96 +461,14 @@ def _load_dvs_cifar10(root: Path, T: int, *, size: int = 48, train_per_class: in
     )
 
 
-# ----------------------------------------------------------------------------------------------------------
-# ImageNet
-
-
-def imagenet_transforms(*, augment: bool = True):
-    """``(train_transform, val_transform)`` of TET's code (module docstring); ``augment=False`` uses the val one."""
-    normalize = tv.Normalize(*IMAGENET_STATS)
-    val = tv.Compose([tv.Resize(256), tv.CenterCrop(224), tv.ToTensor(), normalize])
-    if not augment:
-        return val, val
-    train = tv.Compose([tv.RandomResizedCrop(224), tv.RandomHorizontalFlip(), tv.ToTensor(), normalize])
-    return train, val
-
-
-def _load_imagenet(root: Path, *, augment: bool = True):
-    from .data import DataBundle
-
-    _check_bool("augment", augment)
-    base = root / "imagenet"
-    missing = [f"{base / s}/<wnid>/*.JPEG" for s in ("train", "val")
-               if not (base / s).is_dir() or not any(p.is_dir() for p in (base / s).iterdir())]
-    if missing:
-        flat = base / "val"
-        extra = ""
-        if flat.is_dir() and any(p.is_file() for p in flat.iterdir()):
-            extra = f"{flat} holds images but no class folders: sort the val images into <wnid>/ folders first."
-        raise _not_found("imagenet", root, missing, extra=extra)
-    train_tf, val_tf = imagenet_transforms(augment=augment)
-    train = _tv_datasets.ImageFolder(str(base / "train"), transform=train_tf)
-    test = _tv_datasets.ImageFolder(str(base / "val"), transform=val_tf)
-    if train.classes != test.classes:
-        only = sorted(set(train.classes) ^ set(test.classes))
-        raise ValueError(
-            f"{base / 'train'} and {base / 'val'} must have the same class folders; these are in only one of them: "
-            f"{', '.join(only[:6])}{' ...' if len(only) > 6 else ''}"
-        )
-    return DataBundle(
-        name="imagenet", train=train, test=test, num_classes=len(train.classes), input_shape=(3, 224, 224),
-        temporal=False, T=None,
-        info={"source": str(base), "reader": "torchvision.datasets.ImageFolder", "mean": IMAGENET_STATS[0],
-              "std": IMAGENET_STATS[1], "augment": augment, "train_transform": repr(train_tf),
-              "test_transform": repr(val_tf)},
-    )
-
-
-# ----------------------------------------------------------------------------------------------------------
-# dispatch (called by snnlab.data.load)
-
-_KWARGS = {
-    "cifar10": ("augment", "cutout", "autoaugment", "verify"),
-    "cifar100": ("augment", "cutout", "autoaugment", "verify"),
-    "dvs-cifar10": tuple(DVS_DEFAULTS),
-    "imagenet": ("augment",),
-}
-
-
-def load(name: str, *, T: int | None = None, root: str | os.PathLike | None = None, **kwargs):
-    """Load one of ``REAL_DATASETS`` as a ``snnlab.data.DataBundle`` (use ``snnlab.data.load``; see the module
-    docstring for the files, transforms and options)."""
-    from .data import _check_kwargs, _check_T, default_root
-
-    if name not in REAL_DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; the real datasets are {', '.join(map(repr, REAL_DATASETS))}")
-    _check_kwargs(name, kwargs, allowed=_KWARGS[name])
-    root = Path(root).expanduser() if root is not None else default_root()
-    if name == "dvs-cifar10":
-        default_T = DSR_DEFAULT_T if _check_preprocess(kwargs.get("preprocess", "tet")) == "dsr" else DVS_DEFAULT_T
-        return _load_dvs_cifar10(root, default_T if T is None else _check_T(T), **kwargs)
-    if T is not None:
-        raise ValueError(
-            f"{name!r} is a static dataset, so load() takes no T (got T={T!r}): the model's encoder repeats each "
-            f"image T times, not the loader. Call load({name!r}) and set T in the model/config."
-        )
-    if name == "imagenet":
-        return _load_imagenet(root, **kwargs)
-    return _load_cifar(name, root, **kwargs)
-
-
-def _check_preprocess(v) -> str:
+def check_preprocess(v) -> str:
+    """``v`` if it is one of ``DVS_PREPROCESS`` (``"tet"``, ``"dsr"``), else ValueError."""
     if not isinstance(v, str) or v not in DVS_PREPROCESS:
         raise ValueError(f"preprocess must be one of {', '.join(map(repr, DVS_PREPROCESS))}; got {v!r}")
     return v
 
 
-def _check_bool(name: str, v) -> None:
-    if not isinstance(v, bool):
-        raise ValueError(f"{name} must be True or False; got {v!r}")
-
-
-def _check_pos_int(name: str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-        raise ValueError(f"{name} must be a positive integer; got {v!r}")
-    return int(v)
+def default_T(preprocess="tet") -> int:
+    """Frames per recording when ``load`` gets no ``T``: ``DSR_DEFAULT_T`` for ``preprocess="dsr"``, else
+    ``DVS_DEFAULT_T`` (ValueError for another ``preprocess``)."""
+    return DSR_DEFAULT_T if check_preprocess(preprocess) == "dsr" else DVS_DEFAULT_T

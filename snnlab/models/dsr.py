@@ -29,12 +29,15 @@ Architectures (the official code, github.com/qymeng94/DSR ``cifar/modules/``):
   ``AdaptiveAvgPool2d(7)``, ``linear(512*7*7) - BN1d - neuron - rate``. NB: a 48x48 input is 1x1 after the
   five pools, so the adaptive pool only copies it 49 times (kept as in the code, for its parameter count).
 
-``DSR_MODELS`` also holds the papers' surrogate-gradient architectures (``snnlab.paper_models``: ``resnet19``,
+``DSR_MODELS`` also holds the papers' surrogate-gradient architectures (``snnlab.models.papers``: ``resnet19``,
 ``vggsnn``, ``spiking-resnet34``, ``sew-resnet34``) built with DSR neurons, whose non-spiking output layer then
 becomes the same rate head (``linear - BN1d - neuron - rate``).
 
 Neuron defaults are ``snnlab.dsr``'s, i.e. DSR's CIFAR settings (LIF: v_th 0.3, tau 1, dt 0.05, alpha 0.3,
 bound 5e-4; IF: v_th 6, alpha 0.5, bound 0.01), overridable with ``**neuron_kwargs``.
+
+This module is also ``snnlab.dsr_models`` (the same module object, its name before ``snnlab.models`` became a
+package).
 """
 from __future__ import annotations
 
@@ -42,14 +45,15 @@ from collections.abc import Callable
 
 from torch import nn
 
-from .dsr import DSRIF, DSRLIF
-from .layers import ConvBNSpike, TimeMerged
-from .paper_models import ResNet19, SEWResNet34, SpikingResNet34, VGGSNN
-from .callbacks import Callback
+from ..callbacks import Callback
+from ..dsr import DSRIF, DSRLIF, dsr_neurons
+from ..layers import ConvBNSpike, TimeMerged
+from .factory import check_shape
+from .papers import ResNet19, SEWResNet34, SpikingResNet34, VGGSNN
 
 __all__ = [
     "DSR_NEURONS", "make_dsr_neuron", "DSRTutorialSNN", "PreActBlock", "PreActResNet18", "STEMS", "VGG11",
-    "DSR_MODELS", "build_dsr_model", "thresholds", "count_parameters",
+    "DSR_MODELS", "build_dsr_model", "thresholds", "ThresholdLog", "count_parameters",
 ]
 
 DSR_NEURONS = {"lif": DSRLIF, "if": DSRIF}
@@ -80,16 +84,6 @@ def _neuron_factory(neuron, neuron_kwargs) -> Callable[[], nn.Module]:
         return neuron
     make_dsr_neuron(neuron, **neuron_kwargs)  # validate once, with a clear error
     return lambda: make_dsr_neuron(neuron, **neuron_kwargs)
-
-
-def _check_shape(input_shape) -> tuple[int, int, int]:
-    try:
-        shape = tuple(int(s) for s in input_shape)
-    except (TypeError, ValueError):
-        shape = ()
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"input_shape must be (channels, height, width), got {input_shape!r}")
-    return shape  # type: ignore[return-value]
 
 
 class _RateHead(nn.Module):
@@ -127,7 +121,7 @@ class DSRTutorialSNN(nn.Module):
     def __init__(self, input_shape=(1, 8, 8), num_classes: int = 10, neuron="lif",
                  channels: tuple[int, int] = (16, 32), **neuron_kwargs):
         super().__init__()
-        c, h, w = _check_shape(input_shape)
+        c, h, w = check_shape(input_shape)
         make = _neuron_factory(neuron, neuron_kwargs)
         c1, c2 = channels
         self.features = nn.Sequential(
@@ -222,7 +216,7 @@ class PreActResNet18(nn.Module):
     def __init__(self, num_classes: int = 10, neuron="lif", *, input_shape=(3, 32, 32), dropout: float = 0.0,
                  stem: str = "auto", **neuron_kwargs):
         super().__init__()
-        c, h, w = _check_shape(input_shape)
+        c, h, w = check_shape(input_shape)
         if stem == "auto":
             stem = "imagenet" if min(h, w) > 64 else "cifar"
         if stem not in STEMS:
@@ -282,7 +276,7 @@ class VGG11(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 2, neuron="lif", *, input_shape=None,
                  dropout: float = 0.1, **neuron_kwargs):
         super().__init__()
-        c, h, w = _check_shape(input_shape if input_shape is not None else (in_channels, 48, 48))
+        c, h, w = check_shape(input_shape if input_shape is not None else (in_channels, 48, 48))
         if min(h, w) < 32:
             raise ValueError(f"VGG11 needs frames of at least 32x32 (five 2x2 poolings), got input_shape={(c, h, w)}")
         make = _neuron_factory(neuron, neuron_kwargs)
@@ -313,7 +307,7 @@ class VGG11(nn.Module):
 
 
 def _with_dsr_neurons(cls, model_args: tuple = ()):
-    """A builder of the paper model ``cls`` (``snnlab.paper_models``) whose neurons are DSR neurons: ``neuron`` is
+    """A builder of the paper model ``cls`` (``snnlab.models.papers``) whose neurons are DSR neurons: ``neuron`` is
     ``"lif"``/``"if"`` or a factory; ``model_args`` go to the model, the other keyword arguments to the neurons.
     The model then ends in DSR's rate head and returns ``[1, B, num_classes]``."""
 
@@ -322,7 +316,7 @@ def _with_dsr_neurons(cls, model_args: tuple = ()):
         return cls(input_shape, num_classes, neuron=_neuron_factory(neuron, kwargs), **model_kw)
 
     build.__name__ = build.__qualname__ = f"dsr_{cls.__name__}"
-    build.__doc__ = f"``snnlab.paper_models.{cls.__name__}`` with DSR neurons and DSR's rate head."
+    build.__doc__ = f"``snnlab.models.papers.{cls.__name__}`` with DSR neurons and DSR's rate head."
     return build
 
 
@@ -330,7 +324,7 @@ DSR_MODELS: dict[str, type[nn.Module]] = {
     "tutorial": DSRTutorialSNN,
     "preact_resnet18": PreActResNet18,
     "vgg11": VGG11,
-    # the papers' surrogate-gradient architectures with DSR neurons (snnlab.paper_models)
+    # the papers' surrogate-gradient architectures with DSR neurons (snnlab.models.papers)
     "resnet19": _with_dsr_neurons(ResNet19),
     "vggsnn": _with_dsr_neurons(VGGSNN),
     "spiking-resnet34": _with_dsr_neurons(SpikingResNet34),
@@ -349,7 +343,7 @@ def build_dsr_model(name: str, input_shape, num_classes: int, neuron="lif", **kw
 
 def thresholds(model: nn.Module) -> dict[str, float]:
     """``{module name: current v_th}`` of every DSR neuron in ``model`` (to watch the thresholds train)."""
-    return {name: float(m.v_th.detach()) for name, m in model.named_modules() if isinstance(m, (DSRIF, DSRLIF))}
+    return {name: float(m.v_th.detach()) for name, m in dsr_neurons(model).items()}
 
 
 class ThresholdLog(Callback):

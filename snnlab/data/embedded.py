@@ -1,14 +1,10 @@
-"""The data sets: embedded ``digits`` and ``dvs-digits`` (a simulated event camera), and the papers' own.
-
-``load`` also reads the papers' datasets from files you put on disk yourself -- ``"cifar10"``, ``"cifar100"``,
-``"dvs-cifar10"`` (CIFAR10-DVS) and ``"imagenet"`` -- see ``snnlab.real_data`` for the files, formats and
-transforms. The rest of this docstring is about the two embedded sets.
+"""The two embedded data sets, ``digits`` and ``dvs-digits``: scikit-learn's 8x8 digits and a simulated event camera.
 
 Nothing is downloaded. Both data sets are built from scikit-learn's bundled 8x8 handwritten digits
 (``sklearn.datasets.load_digits``: 1,797 images, 10 classes), with one fixed, stratified train/test split
 (1,437 train / 360 test) that never depends on any seed.
 
-``load(name)`` returns a ``DataBundle`` holding two ``TensorDataset``s of ``(x, y)`` pairs:
+``snnlab.data.load(name)`` returns a ``DataBundle`` holding two ``TensorDataset``s of ``(x, y)`` pairs:
 
 * ``"digits"``: ``x`` is one static image ``[1, 8, 8]``, float32 in ``[0, 1]``. It carries no time: the
   model's encoder repeats it T times (direct encoding), so ``load("digits")`` takes no ``T``.
@@ -41,8 +37,7 @@ Generating dvs-digits takes a few seconds; the result is cached as a compressed 
 ``SNNLAB_DATA``). The file name lists every parameter, so changing one makes a new file.
 
 ``simulate_events`` runs the camera model on any batch of images, ``events_from_log_intensity`` is the bare
-pixel model (for your own movies), ``to_time_first`` turns a loader batch ``[B, T, ...]`` into the
-library's time-first layout ``[T, B, ...]``.
+pixel model (for your own movies).
 """
 from __future__ import annotations
 
@@ -50,37 +45,28 @@ import json
 import math
 import numbers
 import os
-import tempfile
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
-from .layers import to_time_first
+from ..io import atomic_write
+from .bundle import DataBundle, check_kwargs, check_seed, check_T, default_root
 
 __all__ = [
-    "DATASETS",
     "EMBEDDED",
-    "REAL",
-    "TEMPORAL",
-    "PLANNED",
-    "DataBundle",
-    "load",
-    "to_time_first",
+    "DEFAULT_T",
+    "OBJECT_SIZE",
+    "BACKGROUND",
+    "DVS_DEFAULTS",
     "simulate_events",
     "events_from_log_intensity",
-    "default_root",
+    "load",
 ]
 
 EMBEDDED = ("digits", "dvs-digits")  #: ship with the install (generated from scikit-learn's digits)
-REAL = ("cifar10", "cifar100", "dvs-cifar10", "imagenet")  #: read from files on disk (``snnlab.real_data``)
-DATASETS = EMBEDDED + REAL  #: the names ``load`` accepts
-TEMPORAL = ("dvs-digits", "dvs-cifar10")  #: data sets whose samples are already event frames ``[T, C, H, W]``
-PLANNED: tuple = ()  #: names reserved for a later version (none now)
-
 DEFAULT_T = 8  #: frames of dvs-digits when ``T`` is not given
 OBJECT_SIZE = 16  #: the digit is upsampled to OBJECT_SIZE x OBJECT_SIZE before it is put on the canvas
 BACKGROUND = 0.1  #: eps in L = log(I + eps): the light level of a black pixel
@@ -100,159 +86,22 @@ _TIE = 1e-9
 _CACHE_VERSION = 1  # bump when the simulation changes, so old cache files are not reused
 
 
-# ----------------------------------------------------------------------------------------------------------
-# the bundle
-
-
-@dataclass(frozen=True)
-class DataBundle:
-    """A loaded data set.
-
-    Attributes:
-        name: one of ``DATASETS``.
-        train, test: datasets of ``(x, y)`` pairs (``TensorDataset`` for the embedded sets, torchvision's or
-            ``snnlab.real_data``'s for the others); ``y`` is an int64 label ``0 .. num_classes-1``.
-        num_classes: 10 for the digits, CIFAR-10 and CIFAR10-DVS, 100 for CIFAR-100, 1000 for ImageNet.
-        input_shape: shape of one frame, without time: ``(1, 8, 8)``, ``(2, size, size)``, ``(3, 32, 32)``,
-            ``(3, 224, 224)``.
-        temporal: False: ``x`` is a static image ``[C, H, W]`` (the model repeats it T times);
-            True: ``x`` is already ``T`` event frames ``[T, C, H, W]``.
-        T: number of frames of temporal data; None for static data.
-        info: the parameters the data were made with (and the cache file, if any).
-    """
-
-    name: str
-    train: TensorDataset
-    test: TensorDataset
-    num_classes: int
-    input_shape: tuple
-    temporal: bool
-    T: int | None
-    info: dict = field(default_factory=dict, compare=False)
-
-    def loaders(
-        self,
-        batch_size: int,
-        *,
-        shuffle_seed: int | None = 0,
-        num_workers: int = 0,
-        drop_last: bool = False,
-    ) -> tuple[DataLoader, DataLoader]:
-        """``(train_loader, test_loader)``. Batches are batch-first: ``x`` is ``[B, C, H, W]`` or ``[B, T, C, H, W]``.
-
-        The train loader shuffles with a ``torch.Generator`` seeded with ``shuffle_seed`` (same seed, same
-        order; None draws a fresh random seed). ``drop_last`` applies to the train loader only; the test
-        loader keeps its order and every sample.
-        """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
-        generator = torch.Generator()
-        if shuffle_seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(int(shuffle_seed))
-        train = DataLoader(
-            self.train,
-            batch_size=int(batch_size),
-            shuffle=True,
-            generator=generator,
-            num_workers=num_workers,
-            drop_last=drop_last,
-        )
-        test = DataLoader(self.test, batch_size=int(batch_size), shuffle=False, num_workers=num_workers)
-        return train, test
-
-
-# ----------------------------------------------------------------------------------------------------------
-# load
-
-
-def default_root() -> Path:
-    """Where dvs-digits is cached: ``$SNNLAB_DATA`` if set, else the repository's ``datasets/`` folder."""
-    env = os.environ.get("SNNLAB_DATA")
-    if env:
-        return Path(env).expanduser()
-    return Path(__file__).resolve().parents[1] / "datasets"
-
-
-def load(
-    name: str,
-    *,
-    T: int | None = None,
-    root: str | os.PathLike | None = None,
-    seed: int = 0,
-    **kwargs,
-) -> DataBundle:
-    """Load a data set as a ``DataBundle``.
-
-    Args:
-        name: one of ``DATASETS``: ``"digits"``, ``"dvs-digits"`` (embedded), ``"cifar10"``, ``"cifar100"``,
-            ``"dvs-cifar10"``, ``"imagenet"`` (files on disk: ``snnlab.real_data``).
-        T: frames per sample, for event data only (dvs-digits: default 8; dvs-cifar10: default 10, 20 with preprocess="dsr"). Static
-            data take no T: the model's encoder repeats each image T times.
-        root: data folder (default: ``default_root()``): the cache of dvs-digits, and where the papers'
-            datasets are read from (``root/cifar-10-batches-py``, ``root/dvs-cifar10``, ...).
-        seed: seed of the event-camera simulation (dvs-digits only). The train/test split never depends on it.
-        **kwargs: dvs-digits: simulation parameters, see ``DVS_DEFAULTS`` (``size``, ``threshold``, ``n_sim``,
-            ``amplitude``, ``jitter``, ``threshold_noise``). The papers' datasets: ``augment`` (all),
-            ``cutout``, ``autoaugment``, ``verify`` (CIFAR), ``size``, ``train_per_class``, ``preprocess`` ("tet" | "dsr") (dvs-cifar10).
-
-    Returns:
-        ``DataBundle``. digits / dvs-digits: 1,437 train and 360 test samples, ``x`` ``[1, 8, 8]`` in [0, 1] /
-        ``[T, 2, size, size]`` float32 event counts. The papers' datasets: see ``snnlab.real_data``.
-
-    Raises:
-        ValueError for an unknown name or a bad argument; ``snnlab.real_data.DatasetNotFoundError`` (a
-        ``FileNotFoundError``) when a paper dataset's files are missing, saying which and where to get them.
-    """
-    key = name.strip().lower().replace("_", "-") if isinstance(name, str) else name
-    if key in PLANNED:
-        raise NotImplementedError(
-            f"dataset {name!r} is planned but its loader is not in this version of snnlab yet; "
-            f"available now: {_names(DATASETS)}"
-        )
-    if key not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; available: {_names(DATASETS)}")
-    if key in REAL:
-        from . import real_data
-
-        return real_data.load(key, T=T, root=root, **kwargs)
-    if key == "digits":
+def load(name: str, *, T: int | None = None, root: str | os.PathLike | None = None, seed: int = 0,
+         **kwargs) -> DataBundle:
+    """Load one of ``EMBEDDED`` as a ``DataBundle`` (use ``snnlab.data.load``; see its docstring and this module's)."""
+    if name not in EMBEDDED:
+        raise ValueError(f"unknown dataset {name!r}; the embedded datasets are {', '.join(map(repr, EMBEDDED))}")
+    if name == "digits":
         if T is not None:
             raise ValueError(
                 f"'digits' is a static dataset, so load() takes no T (got T={T!r}): the model's encoder "
                 "repeats each image T times, not the loader. Call load('digits') and set T in the model/config."
             )
-        _check_kwargs(key, kwargs, allowed=())
+        check_kwargs(name, kwargs, allowed=())
         return _load_digits_bundle()
-    T = DEFAULT_T if T is None else _check_T(T)
-    _check_kwargs(key, kwargs, allowed=tuple(DVS_DEFAULTS))
-    return _load_dvs_bundle(T=T, root=root, seed=_check_seed(seed), **{**DVS_DEFAULTS, **kwargs})
-
-
-def _names(names) -> str:
-    return ", ".join(map(repr, names))
-
-
-def _check_T(T) -> int:
-    if isinstance(T, bool) or not isinstance(T, numbers.Integral) or T < 1:
-        raise ValueError(f"T must be a positive integer; got {T!r}")
-    return int(T)
-
-
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
-    return int(seed)
-
-
-def _check_kwargs(name: str, kwargs: dict, allowed: tuple) -> None:
-    unknown = sorted(set(kwargs) - set(allowed))
-    if unknown:
-        raise TypeError(
-            f"load({name!r}) got unknown keyword argument(s) {_names(unknown)}; "
-            f"allowed: {_names(allowed) if allowed else 'none'}"
-        )
+    T = DEFAULT_T if T is None else check_T(T)
+    check_kwargs(name, kwargs, allowed=tuple(DVS_DEFAULTS))
+    return _load_dvs_bundle(T=T, root=root, seed=check_seed(seed), **{**DVS_DEFAULTS, **kwargs})
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -329,7 +178,7 @@ def events_from_log_intensity(log_frames: np.ndarray, *, threshold=0.15, T: int 
         raise ValueError(f"log_frames must be [N, S + 1, ...] with S >= 1; got shape {log_frames.shape}")
     threshold = _check_threshold(threshold)
     n_steps = log_frames.shape[1] - 1
-    T = n_steps if T is None else _check_T(T)
+    T = n_steps if T is None else check_T(T)
     if T > n_steps:
         raise ValueError(f"T must be <= the number of sub-steps S = {n_steps}; got T={T}")
     out = np.zeros((log_frames.shape[0], T, 2) + log_frames.shape[2:], dtype=np.int64)
@@ -430,7 +279,7 @@ def simulate_events(
     images = np.asarray(images, dtype=np.float64)
     if images.ndim != 3:
         raise ValueError(f"images must be [N, H, W]; got shape {images.shape}")
-    T = _check_T(T)
+    T = check_T(T)
     threshold = _check_threshold(threshold)
     if np.ndim(threshold) != 0:
         raise ValueError("threshold must be a number; use threshold_noise for per-pixel thresholds")
@@ -513,25 +362,22 @@ def _read_cache(path: Path, shape: tuple, labels: np.ndarray) -> np.ndarray | No
             raise ValueError(f"unexpected contents (events {events.shape} {events.dtype})")
         return events
     except Exception as e:  # zip/npz errors, truncated files, missing keys, wrong shapes: make it again
-        warnings.warn(f"cache file {path} is unreadable ({type(e).__name__}: {e}); regenerating it", stacklevel=3)
+        warnings.warn(f"cache file {path} is unreadable ({type(e).__name__}: {e}); regenerating it", stacklevel=4)
         return None
 
 
 def _write_cache(path: Path, events: np.ndarray, labels: np.ndarray, meta: dict) -> bool:
-    """Write atomically (temp file in the same folder, then rename). Returns False (warns) if impossible."""
-    tmp = None
+    """Write the cache atomically (``snnlab.io.atomic_write``; an ordinary 0644 file). Returns False (warns) if
+    impossible."""
+
+    def write(f) -> None:
+        np.savez_compressed(f, events=events, labels=labels, meta=np.array(json.dumps(meta)))
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.stem + ".", suffix=".tmp", delete=False) as f:
-            tmp = f.name
-            np.savez_compressed(f, events=events, labels=labels, meta=np.array(json.dumps(meta)))
-        os.chmod(tmp, 0o644)  # temp files are private (0600); the cache is an ordinary file
-        os.replace(tmp, path)
+        atomic_write(path, write, binary=True, mode=0o644)
         return True
     except OSError as e:
-        warnings.warn(f"could not write the cache file {path} ({e}); the data are kept in memory only", stacklevel=3)
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+        warnings.warn(f"could not write the cache file {path} ({e}); the data are kept in memory only", stacklevel=4)
         return False
 
 

@@ -1,0 +1,67 @@
+"""The small models for the embedded data: ``TutorialSNN`` and ``SpikingMLP``, ``[T, B, C, H, W] -> [T, B, classes]``.
+
+Static images are repeated T times *before* the model (``snnlab.layers.DirectEncoder``), so the same model
+serves static and event data, and can be evaluated at any T (TET's temporal scalability).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from torch import nn
+
+from ..layers import ConvBNSpike, Readout, TimeMerged
+from .factory import check_shape, make_neuron
+
+__all__ = ["TutorialSNN", "SpikingMLP"]
+
+
+class TutorialSNN(nn.Module):
+    """Two conv blocks and a non-spiking readout, small enough to train on a laptop CPU in seconds.
+
+    ``[T,B,C,H,W] -> conv3x3-BN-LIF -> avgpool2 -> conv3x3-BN-LIF -> avgpool2 -> linear -> [T,B,classes]``
+
+    Args:
+        input_shape: ``(C, H, W)`` of one frame, e.g. ``(1, 8, 8)`` for digits, ``(2, 24, 24)`` for dvs-digits.
+        num_classes: outputs per step.
+        channels: widths of the two conv blocks.
+        neuron: a zero-argument callable returning a fresh spiking module (default ``make_neuron()``).
+    """
+
+    def __init__(
+        self,
+        input_shape=(1, 8, 8),
+        num_classes: int = 10,
+        channels: tuple[int, int] = (16, 32),
+        neuron: Callable[[], nn.Module] | None = None,
+    ):
+        super().__init__()
+        c, h, w = check_shape(input_shape)
+        neuron = neuron or make_neuron
+        c1, c2 = channels
+        self.features = nn.Sequential(
+            ConvBNSpike(c, c1, neuron()),
+            TimeMerged(nn.AvgPool2d(2)),
+            ConvBNSpike(c1, c2, neuron()),
+            TimeMerged(nn.AvgPool2d(2)),
+        )
+        self.readout = Readout(c2 * (h // 4) * (w // 4), num_classes)
+
+    def forward(self, x):
+        return self.readout(self.features(x))
+
+
+class SpikingMLP(nn.Module):
+    """``flatten -> linear -> BN -> LIF -> linear readout``: the smallest model, for quick experiments."""
+
+    def __init__(self, input_shape=(1, 8, 8), num_classes: int = 10, hidden: int = 128, neuron=None):
+        super().__init__()
+        n_in = math.prod(check_shape(input_shape))
+        neuron = neuron or make_neuron
+        self.hidden = nn.Sequential(
+            TimeMerged(nn.Flatten(), nn.Linear(n_in, hidden, bias=False), nn.BatchNorm1d(hidden)), neuron()
+        )
+        self.readout = Readout(hidden, num_classes)
+
+    def forward(self, x):
+        return self.readout(self.hidden(x))
