@@ -2,7 +2,8 @@
 
 Modules: ``surrogate`` (spike functions), ``neurons`` (multi-step LIF/IF), ``layers`` (time-merged layers),
 ``models`` (a package: ``tutorial``, the papers' architectures ``papers``, the DSR models ``dsr``), ``losses``,
-``data`` (a package: embedded digits and simulated dvs-digits, and the papers' datasets ``real``), ``train``
+``data`` (a package: embedded digits and simulated dvs-digits, and the papers' datasets ``real``), ``methods``
+(the training methods as parts, and their registry), ``config`` (``TrainConfig``), ``loop`` and ``train``
 (``fit``), ``chi`` (the indicator chi and the adaptive surrogate), ``landscape`` (loss surfaces, Hessian
 sharpness), ``dsr`` (differentiation on spike representation), ``memory`` (saved-tensor bytes), ``plot`` and
 ``widgets`` (figures and explorers); ``fused`` (the default one-node LIF/IF backend, Triton on CUDA),

@@ -26,7 +26,7 @@ import torch
 
 from .io import atomic_write
 
-__all__ = ["CheckpointError", "save", "load"]
+__all__ = ["CheckpointError", "save", "load", "upgrade"]
 
 _ZIP_START = b"PK\x03\x04"
 _ZIP_END = b"PK\x05\x06"  # the end-of-central-directory record, in the last 22 bytes (+ a comment of <= 64 KiB)
@@ -54,6 +54,14 @@ def save(obj, path: str | os.PathLike) -> Path:
     """``torch.save(obj)`` to ``path`` atomically (``snnlab.io.atomic_write``): the old file or the new one,
     never a half-written one. ``obj`` should hold only plain types, so that ``load`` can open it."""
     return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def upgrade(ck: dict) -> dict:
+    """A training checkpoint in today's layout: snnlab 0.1 kept its one phase before training (DSR's hybrid ANN
+    phase) under its own key, ``"hybrid"``; today every part's phase result is under ``"phases"``."""
+    if isinstance(ck, dict) and "phases" not in ck:
+        ck["phases"] = {"hybrid": ck["hybrid"]} if ck.get("hybrid") is not None else {}
+    return ck
 
 
 def load(path: str | os.PathLike, map_location="cpu", *, require=("model",), what: str = "checkpoint"):

@@ -37,120 +37,103 @@ def _int_or_none(s: str):
     return None if s.lower() == "none" else int(s)
 
 
-def _add_train_args(p: argparse.ArgumentParser) -> None:
-    from . import data, losses, models, surrogate
-    from .neurons import RESETS
-    from .train import OPTIMIZERS, SCHEDULERS, TrainConfig
+_int_or_none.__name__ = "int"  # argparse's message: "invalid int value: 'x'"
 
-    d = TrainConfig()
-    g = p.add_argument_group("data and model")
-    g.add_argument("--dataset", default=d.dataset, choices=data.DATASETS, help="embedded dataset (default: %(default)s)")
-    g.add_argument("--model", default=d.model, choices=tuple(models.MODELS), help="architecture (default: %(default)s)")
-    g.add_argument("--method", default=d.method, choices=tuple(losses.LOSSES),
-                   help="training method / loss: sdt = CE of the time-averaged output, tet = CE at every step "
-                        "+ lamb * MSE(O(t), phi), dsr = differentiation on spike representation (rate CE, "
-                        "gradients through the firing-rate mapping; models tutorial|preact_resnet18|vgg11) "
-                        "(default: %(default)s)")
-    g.add_argument("--lamb", type=float, default=d.lamb, help="TET: weight of the MSE term in [0, 1] (default: %(default)s)")
-    g.add_argument("--phi", type=float, default=d.phi, help="TET: target of the MSE term (default: %(default)s)")
-    g.add_argument("--T", type=int, default=None,
-                   help=f"time steps; for dvs-digits the number of frames (default: {d.T}, or the first T of --T-schedule)")
-    g.add_argument("--T-schedule", default=None, metavar="T:EPOCHS,...",
-                   help="temporal inheritable training (TET): e.g. 2:30,6:5 trains T=2 for 30 epochs then T=6 for 5, "
-                        "carrying weights and optimizer state; sets --epochs to the total")
-    g.add_argument("--eval-T", default=None, metavar="T,T,...",
-                   help="after training, test accuracy at each of these T without fine-tuning (temporal "
-                        "scalability), e.g. 1,2,4,6,8; saved in results.json")
-    g.add_argument("--data-seed", type=int, default=d.data_seed, help="seed of the event-camera simulation (default: %(default)s)")
-    g = p.add_argument_group("neuron and surrogate")
-    g.add_argument("--neuron", default=d.neuron, choices=models.NEURONS, help="spiking neuron (default: %(default)s)")
-    g.add_argument("--tau", type=float, default=None,
-                   help=f"LIF decay factor in (0, 1], u = tau*u + I (default: {d.tau}); with --method dsr the LIF "
-                        f"time constant > 0 (default: {d.dsr_tau})")
-    g.add_argument("--v-th", type=float, default=None,
-                   help=f"firing threshold > 0 (default: {d.v_th}); with --method dsr the initial trainable "
-                        "threshold (default: LIF 0.3, IF 6, as DSR's code)")
-    g.add_argument("--alpha", type=float, default=None,
-                   help="DSR: fire at alpha*v_th, subtract v_th; in (0, 1] (default: LIF 0.3, IF 0.5)")
-    g.add_argument("--dt", type=float, default=None, help=f"DSR LIF time step > 0 (default: {d.dsr_dt})")
-    g.add_argument("--dsr-threshold-grad", default=d.dsr_threshold_grad, choices=("code", "paper"),
-                   help="DSR LIF threshold gradient: 'code' multiplies by dt (official code), 'paper' divides "
-                        "by dt (Eq. 14) (default: %(default)s)")
-    g.add_argument("--reset", default=d.reset, choices=RESETS, help="reset after a spike (default: %(default)s)")
-    g.add_argument("--detach-reset", type=_bool, default=d.detach_reset, metavar="BOOL",
-                   help="stop the gradient through the reset (default: %(default)s)")
-    g.add_argument("--surrogate", default=d.surrogate, choices=tuple(surrogate.SURROGATES),
-                   help="surrogate spike derivative (default: %(default)s)")
-    g.add_argument("--width", type=float, default=d.width,
-                   help="surrogate width = full width at half maximum of its derivative, > 0 (default: %(default)s)")
-    g.add_argument("--widths", default=None, metavar="W,W,...",
-                   help="per-spiking-layer surrogate widths in forward order, e.g. 1.0,0.5 (overrides --width)")
-    g = p.add_argument_group(
-        "DSR hybrid training (--method dsr; DSR's ImageNet setting, see snnlab/hybrid.py)",
-        "train the model's ANN twin (ReLU in place of every DSR neuron) first, set each layer's threshold to a "
-        "percentile of its ANN activations on training data, load the ANN's weights into the SNN, then train "
-        "the SNN for --epochs. The ANN phase is written to <out>/ann/, the thresholds and both accuracies to "
-        "<out>/hybrid.json and results.json; --resume never retrains the ANN once the SNN phase has started")
-    g.add_argument("--hybrid-ann-epochs", type=int, default=d.hybrid_ann_epochs, metavar="N",
-                   help="epochs of the ANN phase before the SNN (0 = no hybrid training) (default: %(default)s)")
-    g.add_argument("--hybrid-ann-checkpoint", default=None, metavar="PATH",
-                   help="skip the ANN phase and start from this trained ANN, e.g. <earlier out>/ann/checkpoint.pt")
-    g.add_argument("--hybrid-percentile", type=float, default=d.hybrid_percentile, metavar="Q",
-                   help="threshold = the Q-quantile of each layer's post-ReLU ANN activations, Q in (0, 1]; "
-                        "1 = the maximum (default: %(default)s, DSR's 99.9th percentile)")
-    g.add_argument("--hybrid-calib-batches", type=_int_or_none, default=None, metavar="N",
-                   help="training batches used for the percentiles (default: all)")
-    g.add_argument("--hybrid-ann-optimizer", default=None, choices=OPTIMIZERS,
-                   help="the ANN phase's optimizer (default: --optimizer)")
-    g.add_argument("--hybrid-ann-lr", type=float, default=None, help="the ANN phase's learning rate (default: --lr)")
-    g.add_argument("--hybrid-ann-weight-decay", type=float, default=None,
-                   help="the ANN phase's weight decay (default: --weight-decay)")
-    g.add_argument("--hybrid-ann-batch-size", type=int, default=None, metavar="N",
-                   help="the ANN phase's and the calibration's batch size (default: --batch-size)")
-    g = p.add_argument_group("chi-adaptive surrogate (a documented reconstruction, see snnlab/chi.py)")
-    g.add_argument("--chi-target", type=float, default=None,
-                   help="adapt each layer's width so that chi (share of non-zero weight gradients) tracks this "
-                        "target in (0, 1); off by default")
-    g.add_argument("--chi-every", type=int, default=d.chi_every, help="measure chi every K steps (default: %(default)s)")
-    g.add_argument("--chi-signal", default=d.chi_signal, choices=("neurons", "weights"),
-                   help="what the controller tracks: the share of neuron-steps inside the surrogate's effective "
-                        "domain, or the paper's share of non-zero weight gradients (default: %(default)s)")
-    g.add_argument("--chi-w-min", type=float, default=d.chi_w_min, help="smallest width (default: %(default)s)")
-    g.add_argument("--chi-w-max", type=float, default=d.chi_w_max, help="largest width (default: %(default)s)")
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=None, help=f"(default: {d.epochs}, or the total of --T-schedule)")
-    g.add_argument("--batch-size", type=int, default=d.batch_size, help="(default: %(default)s)")
-    g.add_argument("--lr", type=float, default=d.lr, help="learning rate (default: %(default)s)")
-    g.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS, help="(default: %(default)s)")
-    g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="(default: %(default)s)")
-    g.add_argument("--scheduler", default=d.scheduler, choices=SCHEDULERS, help="learning-rate schedule (default: %(default)s)")
-    g.add_argument("--warmup-iters", type=int, default=None, metavar="N",
-                   help="linear learning-rate warm-up over the first N optimizer steps (DSR's code: 400; default: 0)")
-    g.add_argument("--max-batches", type=_int_or_none, default=d.max_batches,
-                   help="cap on training batches per epoch, for quick runs (default: all)")
-    g = p.add_argument_group("run")
-    g.add_argument("--seed", type=int, default=d.seed, help="seed of initialisation and shuffling (default: %(default)s)")
-    g.add_argument("--device", default=d.device, help="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:N' (default: %(default)s)")
-    g.add_argument("--data-root", default=None, metavar="PATH",
-                   help="folder holding the papers' datasets (cifar-10-batches-py/, dvs-cifar10/, imagenet/) and the "
-                        "dvs-digits cache (default: $SNNLAB_DATA, else the repository's datasets/)")
-    g.add_argument("--data-options", default=None, metavar="JSON",
-                   help="options of the data loader as a JSON object, e.g. '{\"cutout\": true}' (CIFAR) or "
-                        "'{\"train_per_class\": 900}' (dvs-cifar10); see snnlab.data.load")
-    g.add_argument("--amp", type=_bool, default=d.amp, metavar="BOOL", help="mixed precision on CUDA (default: %(default)s)")
-    g.add_argument("--out", default=None,
-                   help="output folder for config.json, metrics.csv, checkpoint.pt (default: runs/<dataset>-<model>-<method>-T<T>-s<seed>)")
-    g.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
-    g.add_argument("--no-progress", action="store_true", help="no progress bars")
-    g = p.add_argument_group(
-        "GPU and distributed",
-        "several GPUs or machines: torchrun --nproc_per_node=N -m snnlab train ... (DDP, synchronised BN; "
-        "--batch-size is the global batch, divisible by the number of processes; see snnlab/distributed.py)")
-    g.add_argument("--amp-dtype", default=d.amp_dtype, choices=("float16", "bfloat16"),
-                   help="mixed-precision type on CUDA; bfloat16 needs no loss scaling (default: %(default)s)")
-    g.add_argument("--channels-last", action="store_true", help="channels-last memory format for convolutions on CUDA")
-    g.add_argument("--cudnn-benchmark", action="store_true",
-                   help="let cuDNN pick the fastest kernels on CUDA (not bitwise repeatable)")
+# the --help sections of TrainConfig's own options, in order; the methods' sections come after "neuron and surrogate"
+_CORE_GROUPS = {
+    "data and model": "",
+    "neuron and surrogate": "",
+    "optimisation": "",
+    "run": "",
+    "GPU and distributed": "several GPUs or machines: torchrun --nproc_per_node=N -m snnlab train ... (DDP, "
+                           "synchronised BN; --batch-size is the global batch, divisible by the number of processes; "
+                           "see snnlab/distributed.py)",
+}
+
+
+def _flag(name: str, opt) -> str:
+    return opt.flag or "--" + name.replace("_", "-")
+
+
+def _cli_type(opt):
+    """What argparse turns the flag's text into (options with ``parse`` are parsed after argparse, so that their
+    own error message is the one printed)."""
+    if opt.parse is not None or opt.kind in (list, dict):
+        return str
+    if opt.kind is bool:
+        return _bool
+    if opt.kind is int:
+        return _int_or_none if opt.none_ok else int
+    return {float: float}.get(opt.kind, str)
+
+
+def _help(name: str, opt, notes: dict) -> str:
+    text = opt.help
+    if opt.action is None and (opt.default is not None or opt.default_help is not None):
+        shown = opt.default_help if opt.default_help is not None else opt.default
+        text += f" (default: {shown})"
+    if opt.aliases:
+        text += f"; also spelt {', '.join(opt.aliases)} (older name of {_flag(name, opt)})"
+    for note in notes.get(name, ()):
+        text += "; " + note
+    return text.replace("%", "%%")
+
+
+def _add_option(g, name: str, opt, notes: dict) -> None:
+    kw = dict(dest=name, default=argparse.SUPPRESS, help=_help(name, opt, notes))
+    if opt.action is not None:
+        kw["action"] = opt.action
+    else:
+        kw["type"] = _cli_type(opt)
+        if opt.choices is not None and not callable(opt.choices):
+            kw["choices"] = opt.choices
+        if opt.metavar or opt.kind is bool:
+            kw["metavar"] = opt.metavar or "BOOL"
+    g.add_argument(_flag(name, opt), *opt.aliases, **kw)
+
+
+def _notes() -> dict:
+    """Per option, what the methods add to its --help: the older spellings they take for their own options."""
+    from . import methods
+
+    notes: dict = {}
+    for m in methods.parts():
+        for core, own in m.cli_takes.items():
+            flat = m.flat_prefix() + own
+            notes.setdefault(core, []).append(f"with --method {m.name} an older spelling of --{flat.replace('_', '-')}")
+            notes.setdefault(flat, []).append(f"--{core.replace('_', '-')} with --method {m.name} sets this too")
+    return notes
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    """Every TrainConfig option as a flag, from its one declaration (snnlab.options; the methods' own sections)."""
+    from . import methods
+    from .config import core_options
+
+    core, notes = core_options(), _notes()
+    core["method"] = dataclasses.replace(core["method"], choices=methods.names())
+    core["model"] = dataclasses.replace(core["model"], choices=tuple(dict.fromkeys(
+        n for m in methods.parts() if m.kind == "method" for n in m.model_names())))
+    first = list(_CORE_GROUPS)[:2]  # data/model and neuron/surrogate, then the methods' sections, then the rest
+    groups = {t: p.add_argument_group(t, _CORE_GROUPS[t] or None) for t in first}
+    own = {}
+    for part in methods.parts():
+        title, about = part.cli_group
+        title = title or f"{part.name} ({'--method ' + part.name if part.kind == 'method' else 'add-on'})"
+        if part.option_specs():
+            own[title] = {**own.get(title, {}), **part.option_specs()}
+            groups.setdefault(title, p.add_argument_group(title, about or None))
+    groups.update({t: p.add_argument_group(t, d or None) for t, d in list(_CORE_GROUPS.items())[2:]})
+    flagged = {n: o for n, o in core.items() if o.flag != ""}
+    for name, opt in flagged.items():
+        if opt.group in first:
+            _add_option(groups[opt.group], name, opt, notes)
+    for title, specs in own.items():
+        for name, opt in specs.items():
+            _add_option(groups[title], name, opt, notes)
+    for name, opt in flagged.items():
+        if opt.group not in first:
+            _add_option(groups[opt.group], name, opt, notes)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,59 +161,67 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def config_from_args(args):
-    """The ``TrainConfig`` that ``snnlab train`` arguments describe (validated)."""
-    from .train import TrainConfig, parse_T_list, parse_T_schedule
+def _given(args) -> dict:
+    """The config options given on the command line (flags default to "not given"), parsed."""
+    from . import methods
+    from .config import core_options
 
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    kw = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    specs = {**core_options(), **methods.flat_options()}
+    given = {k: v for k, v in vars(args).items() if k in specs}
+    for k, v in given.items():
+        if specs[k].parse is not None and isinstance(v, str):
+            given[k] = specs[k].parse(v)
+    return given
+
+
+def _method_flags(given: dict, method: str) -> dict:
+    """The chosen method's older spellings (``--tau`` with ``--method dsr`` = ``--dsr-tau``)."""
+    from . import methods
+
+    m = methods.get(method)
+    for core, own in m.cli_takes.items():
+        if core in given:
+            given[m.flat_prefix() + own] = given.pop(core)
+    return given
+
+
+def _unused_flags(given: dict, method: str) -> None:
+    """A note on stderr for each flag of another method (the run does not use it)."""
+    from . import methods
+
+    for k in given:
+        hit = methods.owner_of(k)
+        if hit is not None and hit[0].kind == "method" and hit[0].name != method:
+            sys.stderr.write(f"snnlab: note: --{k.replace('_', '-')} is an option of --method {hit[0].name}; "
+                             f"--method {method} does not use it\n")
+
+
+def config_from_args(args):
+    """The ``TrainConfig`` that ``snnlab train`` arguments describe (validated): the recipe's config if one is
+    named, then every flag given explicitly."""
+    from .config import TrainConfig, parse_T_schedule
+
+    given = _given(args)
     recipe = None
-    if getattr(args, "recipe", None):  # the recipe, then only the flags given explicitly
+    if getattr(args, "recipe", None):
         from .recipes import get
 
         recipe = get(args.recipe)
-        explicit = getattr(args, "_explicit", set())
-        kw = {k: v for k, v in kw.items() if k in explicit or k in ("tau", "v_th")}
-        if "method" not in explicit:
-            args.method = recipe.config["method"]
-        kw = {**recipe.config, **kw}
-    if args.method == "dsr":  # --tau/--v-th mean DSR's time constant and initial threshold
-        for opt, field in (("tau", "dsr_tau"), ("v_th", "dsr_v_th"), ("alpha", "dsr_alpha"), ("dt", "dsr_dt")):
-            if getattr(args, opt) is not None:
-                kw.pop(opt, None)
-                kw[field] = getattr(args, opt)
-    elif args.alpha is not None or args.dt is not None:
-        raise ValueError("--alpha and --dt apply to --method dsr only")
-    if args.T_schedule is not None:
-        phases = parse_T_schedule(args.T_schedule)
-        if recipe is not None:  # the schedule replaces the recipe's T and epochs unless those are given too
-            kw.update({k: v for k, v in (("T", phases[0][0]), ("epochs", sum(e for _, e in phases)))
-                       if k not in getattr(args, "_explicit", set())})
-        kw.setdefault("T", phases[0][0])
-        kw.setdefault("epochs", sum(e for _, e in phases))
-    if args.eval_T is not None:
-        kw["eval_T"] = parse_T_list(args.eval_T)
-    if args.widths is not None:
-        try:
-            kw["widths"] = [float(w) for w in args.widths.split(",")]
-        except ValueError:
-            raise ValueError(f"--widths must be comma-separated numbers, e.g. 1.0,0.5; got {args.widths!r}") from None
-    if args.data_options is not None:
-        import json
-
-        try:
-            given = json.loads(args.data_options)
-            # on top of a recipe's options (e.g. DSR's preprocessing), not instead of them
-            base = recipe.config.get("data_options", {}) if recipe is not None else {}
-            kw["data_options"] = {**base, **given} if isinstance(given, dict) else given
-        except json.JSONDecodeError as e:
-            raise ValueError(f"--data-options must be a JSON object, e.g. '{{\"cutout\": true}}'; got "
-                             f"{args.data_options!r} ({e.msg})") from None
-    cfg = TrainConfig(**kw, progress=not args.no_progress)
-    cfg.out_dir = args.out or (f"runs/{recipe.name}-s{cfg.seed}" if recipe else
-                               f"runs/{cfg.dataset}-{cfg.model}-{cfg.method}-T{cfg.T}-s{cfg.seed}")
-    cfg.resume = args.resume
-    return cfg.validate()
+    base = dict(recipe.config) if recipe is not None else {}
+    given = _method_flags(given, given.get("method", base.get("method", TrainConfig().method)))
+    if "T_schedule" in given:  # the schedule sets T and epochs (a recipe's too) unless those are given
+        phases = parse_T_schedule(given["T_schedule"])
+        given.setdefault("T", phases[0][0])
+        given.setdefault("epochs", sum(e for _, e in phases))
+    if isinstance(given.get("data_options"), dict):  # on top of a recipe's options (e.g. DSR's preprocessing)
+        given["data_options"] = {**base.get("data_options", {}), **given["data_options"]}
+    cfg = TrainConfig(**{**base, **given})
+    if cfg.out_dir is None:
+        cfg.out_dir = (f"runs/{recipe.name}-s{cfg.seed}" if recipe else
+                       f"runs/{cfg.dataset}-{cfg.model}-{cfg.method}-T{cfg.T}-s{cfg.seed}")
+    cfg.validate()
+    _unused_flags(given, cfg.method)
+    return cfg
 
 
 def _train(args) -> int:
@@ -270,16 +261,9 @@ def _train(args) -> int:
 
 
 def _explicit_dests(argv) -> set:
-    """The option destinations given explicitly on the command line (so a recipe keeps the others)."""
+    """The config options given explicitly on the command line (every other flag is "not given")."""
     p = build_parser()
-    for a in p._actions:
-        if isinstance(a, argparse._SubParsersAction):
-            for sp in a.choices.values():
-                for b in sp._actions:
-                    b.default = argparse.SUPPRESS
-    ns = vars(p.parse_args(sys.argv[1:] if argv is None else argv))
-    # the CLI's names for DSR's fields
-    return set(ns) | {"dsr_" + k for k in ("tau", "v_th", "alpha", "dt") if k in ns}
+    return set(_given(p.parse_args(sys.argv[1:] if argv is None else argv)))
 
 
 def _recipes(args) -> int:
@@ -314,7 +298,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "recipes":
             return _recipes(args)
         if args.command == "train":
-            args._explicit = _explicit_dests(argv)
             return _train(args)
         return _reproduce(args)
     except (ValueError, NotImplementedError, FileNotFoundError) as e:

@@ -174,14 +174,8 @@ def activation_percentiles(ann: nn.Module, loader, T: int, temporal: bool, fract
         max_batches: use at most this many batches (default: all).
     A layer whose percentile is 0 gets a warning (a dead layer); a layer that never ran is left out with one.
     """
-    from tqdm.auto import tqdm
-
     fraction = _check_fraction(fraction)
-    if isinstance(max_values, bool) or not isinstance(max_values, int) or max_values < 1:
-        raise ValueError(f"max_values must be a positive integer, got {max_values!r}")
-    if max_batches is not None and (isinstance(max_batches, bool) or not isinstance(max_batches, int)
-                                    or max_batches < 1):
-        raise ValueError(f"max_batches must be a positive integer or None, got {max_batches!r}")
+    _check_sampling(max_values, max_batches)
     relus = {name: m for name, m in ann.named_modules() if isinstance(m, RateReLU)}
     if not relus:
         raise ValueError(f"{type(ann).__name__} has no RateReLU: pass the ANN made by ann_twin(snn)")
@@ -189,6 +183,27 @@ def activation_percentiles(ann: nn.Module, loader, T: int, temporal: bool, fract
     if generator is None:
         generator = torch.Generator(device=device).manual_seed(0)
     pools = {name: _Reservoir(max_values, generator) for name in relus}
+    batches = _record(ann, relus, pools, loader, T, temporal, device, max_batches, progress)
+    if batches == 0:
+        raise ValueError("activation_percentiles got no batches: the loader is empty")
+    return _percentiles(pools, fraction)
+
+
+def _check_sampling(max_values, max_batches) -> None:
+    """``activation_percentiles``'s ``max_values`` (a positive int) and ``max_batches`` (one or None); ValueError."""
+    if isinstance(max_values, bool) or not isinstance(max_values, int) or max_values < 1:
+        raise ValueError(f"max_values must be a positive integer, got {max_values!r}")
+    if max_batches is not None and (isinstance(max_batches, bool) or not isinstance(max_batches, int)
+                                    or max_batches < 1):
+        raise ValueError(f"max_batches must be a positive integer or None, got {max_batches!r}")
+
+
+def _record(ann: nn.Module, relus: dict, pools: dict, loader, T: int, temporal: bool, device, max_batches,
+            progress: bool) -> int:
+    """Run ``ann`` (eval mode, then its mode restored) on up to ``max_batches`` batches, each ``RateReLU``'s outputs
+    going into its pool; returns the number of batches run."""
+    from tqdm.auto import tqdm
+
     handles = [m.register_forward_hook(lambda mod, inp, out, pool=pools[name]: pool.add(out))
                for name, m in relus.items()]
     was_training = ann.training
@@ -205,8 +220,12 @@ def activation_percentiles(ann: nn.Module, loader, T: int, temporal: bool, fract
         for h in handles:
             h.remove()
         ann.train(was_training)
-    if batches == 0:
-        raise ValueError("activation_percentiles got no batches: the loader is empty")
+    return batches
+
+
+def _percentiles(pools: dict, fraction: float) -> dict[str, float]:
+    """``{name: the fraction-quantile of its pool}``, warning (for the caller of ``activation_percentiles``) about the
+    layers that never ran (left out) and those whose quantile is 0 (dead)."""
     out, dead, silent = {}, [], []
     for name, pool in pools.items():
         sample = pool.sample()
@@ -218,11 +237,11 @@ def activation_percentiles(ann: nn.Module, loader, T: int, temporal: bool, fract
             dead.append(f"{name} ({pool.seen} activations)")
     if silent:
         warnings.warn(f"no activations recorded for {', '.join(silent)} (never called in the forward pass): "
-                      "no percentile for them", stacklevel=2)
+                      "no percentile for them", stacklevel=3)
     if dead:
         warnings.warn(f"the {fraction:g}-quantile of the ANN's activations is 0 in {', '.join(dead)}: at least "
                       f"{fraction:.1%} of them are zero (a dead layer); its threshold will start at the neuron's "
-                      "lower bound", stacklevel=2)
+                      "lower bound", stacklevel=3)
     return out
 
 

@@ -13,6 +13,7 @@ import torch
 
 __all__ = [
     "style",
+    "fig_ax",
     "raster",
     "membrane",
     "surrogates",
@@ -43,13 +44,17 @@ def style() -> None:
     )
 
 
-def _fig_ax(ax=None, figsize=(6, 3.2), **kw):
+def fig_ax(ax=None, figsize=(6, 3.2), **kw):
+    """``(fig, ax)``: ``ax``'s figure and ``ax`` when given, else a new figure in snnlab's style."""
     import matplotlib.pyplot as plt
 
     style()
     if ax is not None:
         return ax.figure, ax
     return plt.subplots(figsize=figsize, **kw)
+
+
+_fig_ax = fig_ax  # the old private name
 
 
 def _np(x):
@@ -64,7 +69,7 @@ def raster(spk, ax=None, title: str | None = None, max_neurons: int = 200, color
     if spk.ndim != 2:
         spk = spk.reshape(spk.shape[0], -1)
     spk = spk[:, :max_neurons]
-    fig, ax = _fig_ax(ax)
+    fig, ax = fig_ax(ax)
     t, n = np.nonzero(spk)
     ax.scatter(t, n, s=6, marker="|", color=color, linewidths=1.2)
     ax.set_xlim(-0.5, spk.shape[0] - 0.5)
@@ -81,7 +86,7 @@ def membrane(mem, spk=None, v_th: float = 1.0, inputs=None, ax=None, label="u[t]
              legend: str | None = "best"):
     """Membrane trace ``mem[t]`` of one neuron, the threshold, spikes as vertical marks, optional input."""
     mem = _np(mem).reshape(-1)
-    fig, ax = _fig_ax(ax)
+    fig, ax = fig_ax(ax)
     t = np.arange(len(mem))
     if inputs is not None:
         ax.bar(t, _np(inputs).reshape(-1), color="0.85", label="input I[t]", width=0.6)
@@ -108,7 +113,7 @@ def surrogates(names: Sequence[str] | None = None, width: float = 1.0, x_range: 
     names = list(names or S.FAMILY)
     x = torch.linspace(-x_range, x_range, 1201, dtype=torch.float64)
     if axes is None:
-        fig, axes = _fig_ax(None, figsize=(10, 3.4), ncols=2)
+        fig, axes = fig_ax(None, figsize=(10, 3.4), ncols=2)
     else:
         fig = axes[0].figure
     axes[0].plot(_np(x), _np(S.heaviside(x)), "k", lw=2, label="Heaviside H(x)")
@@ -135,7 +140,7 @@ def neuron_gradient(mem, sg, v_th: float = 1.0, axes=None, title=None):
     mem = torch.as_tensor(_np(mem)).reshape(-1).double()
     g = sg.grad(mem - v_th)
     if axes is None:
-        fig, axes = _fig_ax(None, figsize=(7, 4.2), nrows=2, sharex=True)
+        fig, axes = fig_ax(None, figsize=(7, 4.2), nrows=2, sharex=True)
     else:
         fig = axes[0].figure
     t = np.arange(len(mem))
@@ -157,7 +162,7 @@ def neuron_gradient(mem, sg, v_th: float = 1.0, axes=None, title=None):
 def training_curves(histories: Mapping[str, Sequence[Mapping]], metrics=("train_loss", "test_acc"), axes=None):
     """Curves of ``metrics`` per epoch for each labelled history (a list of per-epoch dicts)."""
     if axes is None:
-        fig, axes = _fig_ax(None, figsize=(5 * len(metrics), 3.2), ncols=len(metrics))
+        fig, axes = fig_ax(None, figsize=(5 * len(metrics), 3.2), ncols=len(metrics))
     else:
         fig = np.ravel(axes)[0].figure
     axes = np.atleast_1d(axes)
@@ -175,7 +180,7 @@ def training_curves(histories: Mapping[str, Sequence[Mapping]], metrics=("train_
 def lines(x, groups: Mapping[str, Sequence], xlabel: str, ylabel: str, logx=False, ax=None,
           errors: Mapping[str, Sequence] | None = None, marker="o", ms=4):
     """One line per group: ``groups[name][i]`` against ``x[i]`` (optional error bars)."""
-    fig, ax = _fig_ax(ax)
+    fig, ax = fig_ax(ax)
     for name, ys in groups.items():
         if errors and name in errors:
             ax.errorbar(x, ys, yerr=errors[name], marker=marker, ms=ms, capsize=3, label=name)
@@ -200,7 +205,7 @@ def event_frames(frames, label=None, axes=None, max_frames: int = 8):
     frames = _np(frames)
     T = min(frames.shape[0], max_frames)
     if axes is None:
-        fig, axes = _fig_ax(None, figsize=(1.6 * T, 1.9), ncols=T)
+        fig, axes = fig_ax(None, figsize=(1.6 * T, 1.9), ncols=T)
     else:
         fig = np.ravel(axes)[0].figure
     axes = np.atleast_1d(axes)

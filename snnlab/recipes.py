@@ -26,17 +26,16 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from .train import TrainConfig
+from .config import TrainConfig, core_options
+from .methods import flat_options
 
 __all__ = ["Recipe", "RECIPES", "RUN_FIELDS", "names", "get", "config", "table", "differences"]
 
-#: TrainConfig fields that say how or where a run is computed, not what it computes: a recipe never sets them
-#: and a run that changes them is still the recipe's run (seeds included: another seed is another sample of
-#: the same setting).
-RUN_FIELDS = frozenset({
-    "device", "amp", "amp_dtype", "channels_last", "cudnn_benchmark", "out_dir", "resume", "progress",
-    "seed", "data_seed", "extra", "data_root",
-})
+#: TrainConfig fields that say how or where a run is computed, not what it computes, and the seeds (another
+#: seed is another sample of the same setting): a recipe never sets them and a run that changes them is still
+#: the recipe's run. Derived from the options' declarations (``experiment=False`` or ``setting=False``).
+RUN_FIELDS = frozenset(name for name, opt in {**core_options(), **flat_options()}.items()
+                       if not (opt.experiment and opt.setting))
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ class Recipe:
 
     def train_config(self, **overrides) -> TrainConfig:
         """The recipe's ``TrainConfig`` with ``overrides`` applied on top, validated."""
-        names_ = {f.name for f in dataclasses.fields(TrainConfig)}
+        names_ = set(TrainConfig.field_names())
         bad = sorted(set(overrides) - names_)
         if bad:
             raise ValueError(f"unknown config field(s) {bad} for recipe {self.name!r}; allowed: {sorted(names_)}")
@@ -142,7 +141,8 @@ def _tet_cifar(dataset: str, T: int, top1: float, baseline: str) -> Recipe:
     )
 
 
-def _build() -> dict[str, Recipe]:
+def _tet_recipes() -> list[Recipe]:
+    """TET's rows: ResNet-19 on CIFAR-10/100 (T = 2, 4, 6), the two ImageNet ResNet-34s, VGGSNN on DVS-CIFAR10."""
     out: list[Recipe] = []
     # --- TET, CIFAR-10 / CIFAR-100, ResNet-19, T = 2 / 4 / 6 --------------------------------------------
     for T, top1, base in ((2, 94.16, "tdBN 92.34"), (4, 94.44, "tdBN 92.92"), (6, 94.50, "tdBN 93.16")):
@@ -180,6 +180,12 @@ def _build() -> dict[str, Recipe]:
         notes="Data: 10 frames of equal event count, 128 -> 48 px, 900/100 per class, flip + roll by up to 5 px "
               "(snnlab.real_data, as TET's code). " + _BEST_VS_FINAL,
     ))
+    return out
+
+
+def _dsr_cifar_recipes() -> list[Recipe]:
+    """DSR's CIFAR rows: PreAct-ResNet-18 on CIFAR-10/100 at T = 20, and the low-latency T = 5 one."""
+    out: list[Recipe] = []
     # --- DSR ------------------------------------------------------------------------------------------------
     for dataset, top1 in (("cifar10", 95.40), ("cifar100", 78.50)):
         out.append(Recipe(
@@ -211,6 +217,12 @@ def _build() -> dict[str, Recipe]:
         needs=(),
         notes=_DSR_GRAD_NOTE,
     ))
+    return out
+
+
+def _dsr_dvs_recipes() -> list[Recipe]:
+    """DSR's DVS-CIFAR10 row: VGG-11 at T = 20, with DSR's own preprocessing."""
+    out: list[Recipe] = []
     out.append(Recipe(
         name="dsr-dvscifar10-vgg11-t20",
         paper="DSR",
@@ -228,6 +240,12 @@ def _build() -> dict[str, Recipe]:
         needs=(),
         notes=_DSR_GRAD_NOTE,
     ))
+    return out
+
+
+def _dsr_imagenet_recipes() -> list[Recipe]:
+    """DSR's ImageNet row: hybrid-trained PreAct-ResNet-18 with IF neurons at T = 50."""
+    out: list[Recipe] = []
     out.append(Recipe(
         name="dsr-imagenet-preresnet18-t50",
         paper="DSR",
@@ -266,6 +284,12 @@ def _build() -> dict[str, Recipe]:
               "ANN activations, and the SNN starts from the ANN's weights (<out>/hybrid.json gives the ANN's "
               "accuracy and the SNN's right after initialisation). " + _BEST_VS_FINAL,
     ))
+    return out
+
+
+def _chi_recipes() -> list[Recipe]:
+    """The chi paper's row (abstract only): SEW-ResNet-34 on ImageNet, every hyperparameter assumed."""
+    out: list[Recipe] = []
     # --- chi (ICLR 2023 submission; abstract only) ------------------------------------------------------------
     out.append(Recipe(
         name="chi-imagenet-sewresnet34-t4",
@@ -285,6 +309,12 @@ def _build() -> dict[str, Recipe]:
                "ChiController is a documented reconstruction",),
         notes="Every hyperparameter here is an assumption: the abstract gives the architecture and the number only.",
     ))
+    return out
+
+
+def _build() -> dict[str, Recipe]:
+    """Every recipe by name, in the papers' table order (TET, DSR, chi); AssertionError on a repeated name."""
+    out = [*_tet_recipes(), *_dsr_cifar_recipes(), *_dsr_dvs_recipes(), *_dsr_imagenet_recipes(), *_chi_recipes()]
     recipes = {r.name: r for r in out}
     assert len(recipes) == len(out), "duplicate recipe names"
     return recipes
@@ -316,8 +346,10 @@ def config(name: str, **overrides) -> TrainConfig:
 
 def differences(recipe: str | Recipe, cfg: TrainConfig | dict) -> list[str]:
     """The fields where ``cfg`` departs from ``recipe`` (ignoring ``RUN_FIELDS``): [] means the paper's setting."""
-    ref = TrainConfig(**get(recipe).config).to_dict()
-    got = cfg.to_dict() if isinstance(cfg, TrainConfig) else dict(cfg)
+    ref = TrainConfig(**get(recipe).config).flat()
+    if isinstance(cfg, dict) and "method_options" in cfg:  # a config.json (grouped): the full config
+        cfg = TrainConfig.from_dict(cfg)
+    got = cfg.flat() if isinstance(cfg, TrainConfig) else dict(cfg)  # a flat dict may give only some fields
     return [k for k in ref if k not in RUN_FIELDS and got.get(k, ref[k]) != ref[k]]
 
 

@@ -70,7 +70,7 @@ def make_entry(config, history, *, recipe: str | None = None, wall_time_s: float
     dev = resolve_device(config.device)
     return {
         "recipe": recipe,
-        "config": config.to_dict(),
+        "config": config.flat(),
         "overrides": overrides,
         "test_acc": last.get("test_acc"),
         "epochs_run": len(history),

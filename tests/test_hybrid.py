@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from conftest import small_config
+import snnlab.methods
 from snnlab import hybrid, train
 from snnlab.dsr import DSRIF
 from snnlab.dsr_models import build_dsr_model, thresholds
@@ -252,7 +253,7 @@ def test_resume_in_the_snn_phase_is_exact_and_never_retrains_the_ann(tmp_path, d
         raise AssertionError("the ANN phase ran again on resume")
 
     with monkeypatch.context() as m:
-        m.setattr(train, "_hybrid_phase", no_ann_phase)
+        m.setattr(snnlab.methods.get("hybrid"), "before_training", no_ann_phase)  # the ANN phase, a part's phase
         resumed = fit(hybrid_config(tmp_path / "part", epochs=3, resume=True), bundle=digits)
     assert [r["epoch"] for r in resumed] == [1, 2, 3]
     assert same_tensors(full.model.state_dict(), resumed.model.state_dict())

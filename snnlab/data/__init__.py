@@ -7,9 +7,10 @@
   ``imagenet``); nothing is downloaded.
 
 The package's modules, each with one job, import one way: ``bundle`` (``DataBundle``, ``default_root``, the
-shared checks) and ``sources`` (``DatasetNotFoundError``) <- the readers (``embedded``, ``cifar``,
-``cifar10_dvs``, ``imagenet``) <- ``real`` (the papers' datasets) <- ``catalog`` (the names, ``load``) <- this
-file, which only gathers the public names. ``snnlab.real_data`` is another name of ``snnlab.data.real``.
+shared checks), ``sources`` (``DatasetNotFoundError``) and ``cache`` (the ``.npz`` caches) <- the readers
+(``embedded``, ``cifar``, ``cifar10_dvs``, ``imagenet``) <- ``real`` (the papers' datasets) <- ``catalog`` (the
+names, ``load``) <- this file, which only gathers the public names. ``snnlab.real_data`` is another name of
+``snnlab.data.real``.
 
 ``to_time_first`` (from ``snnlab.layers``) turns a loader batch ``[B, T, ...]`` into the library's time-first
 layout ``[T, B, ...]``.
@@ -17,7 +18,7 @@ layout ``[T, B, ...]``.
 from __future__ import annotations
 
 from ..layers import to_time_first
-from . import bundle, catalog, cifar, cifar10_dvs, embedded, imagenet, real, sources
+from . import bundle, cache, catalog, cifar, cifar10_dvs, embedded, imagenet, real, sources
 from .bundle import DataBundle, default_root
 from .catalog import DATASETS, EMBEDDED, PLANNED, REAL, TEMPORAL, load
 from .embedded import BACKGROUND, DEFAULT_T, DVS_DEFAULTS, OBJECT_SIZE, events_from_log_intensity, simulate_events

@@ -1,7 +1,8 @@
 """What every data set's reader shares: the ``DataBundle`` it returns, the data folder and the argument checks.
 
 Every reader of ``snnlab.data`` (``embedded``, ``cifar``, ``cifar10_dvs``, ``imagenet``) imports this module and
-nothing else of the package, so the package's imports go one way: readers -> ``bundle``; ``load`` -> readers.
+nothing else of the package but ``sources`` and ``cache``, so the package's imports go one way: readers ->
+``bundle``; ``load`` -> readers.
 """
 from __future__ import annotations
 

@@ -92,8 +92,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..io import atomic_write
 from .bundle import DataBundle, check_bool, check_positive_int
+from .cache import read_npz, write_npz
 from .sources import not_found
 
 __all__ = [
@@ -347,38 +347,23 @@ def _dvs_cache_path(base: Path, T: int, size: int, preprocess: str = "tet") -> P
 
 def _read_dvs_cache(path: Path, manifest: list | None, T: int, size: int, dtype=np.uint8):
     """``(frames, labels, index, manifest)`` from the cache, or None (with a warning) if unusable or stale."""
-    if not path.exists():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            frames, labels, index = z["frames"], z["labels"], z["index"]
-            cached = json.loads(str(z["manifest"]))
+
+    def read(z):
+        frames, labels, index = z["frames"], z["labels"], z["index"]
+        cached = json.loads(str(z["manifest"]))
         if frames.shape[1:] != (T, 2, size, size) or frames.dtype != dtype or len(labels) != len(frames):
             raise ValueError(f"unexpected contents (frames {frames.shape} {frames.dtype})")
-    except Exception as e:  # truncated or foreign file: rebuild it
-        warnings.warn(f"cache file {path} is unreadable ({type(e).__name__}: {e}); rebuilding it", stacklevel=4)
+        return frames, labels, index, cached
+
+    got = read_npz(path, read, redo="rebuilding")  # None: missing, or truncated or foreign (rebuild it)
+    if got is None:
         return None
+    frames, labels, index, cached = got
     if manifest is not None and cached != manifest:
         warnings.warn(f"cache file {path} was made from other .aedat files than those now present; rebuilding it",
                       stacklevel=4)
         return None
     return frames, labels, index, cached
-
-
-
-
-def _write_dvs_cache(path: Path, frames, labels, index, manifest) -> bool:
-    """Atomic write (``snnlab.io.atomic_write``; an ordinary 0644 file); False (and a warning) if impossible."""
-
-    def write(f) -> None:
-        np.savez(f, frames=frames, labels=labels, index=index, manifest=np.array(json.dumps(manifest)))
-
-    try:
-        atomic_write(path, write, binary=True, mode=0o644)
-        return True
-    except OSError as e:
-        warnings.warn(f"could not write the cache file {path} ({e}); the frames are kept in memory only", stacklevel=4)
-        return False
 
 
 def _build_frames(files: dict[str, list[Path]], T: int, size: int, preprocess: str):
@@ -436,7 +421,8 @@ def load_dvs_cifar10(root: Path, T: int, *, size: int = 48, train_per_class: int
         raise not_found("dvs-cifar10", root, missing, extra=f"(The cache {cache} is unreadable.)")
     else:
         frames, labels, index = _build_frames(files, T, size, preprocess)
-        cached = _write_dvs_cache(cache, frames, labels, index, manifest)
+        arrays = {"frames": frames, "labels": labels, "index": index, "manifest": np.array(json.dumps(manifest))}
+        cached = write_npz(cache, arrays, compressed=False, kept="frames")
 
     counts = np.bincount(labels, minlength=len(DVS_CLASSES))
     short = [f"{DVS_CLASSES[k]} ({n})" for k, n in enumerate(counts) if n <= train_per_class]

@@ -45,15 +45,14 @@ import json
 import math
 import numbers
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from ..io import atomic_write
 from .bundle import DataBundle, check_kwargs, check_seed, check_T, default_root
+from .cache import read_npz, write_npz
 
 __all__ = [
     "EMBEDDED",
@@ -125,21 +124,28 @@ def _split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return train_idx, test_idx
 
 
-def _load_digits_bundle() -> DataBundle:
-    images, labels = _digits()
-    x = torch.from_numpy(images.astype(np.float32)).unsqueeze(1)  # [N, 1, 8, 8]
+def _bundle(name: str, x: torch.Tensor, labels: np.ndarray, *, input_shape: tuple, T: int | None,
+            info: dict) -> DataBundle:
+    """The ``DataBundle`` of samples ``x`` (one per digit) with ``labels``, split by ``_split``; temporal iff ``T``."""
     y = torch.from_numpy(labels)
     tr, te = (torch.from_numpy(i) for i in _split(labels))
     return DataBundle(
-        name="digits",
+        name=name,
         train=TensorDataset(x[tr], y[tr]),
         test=TensorDataset(x[te], y[te]),
         num_classes=10,
-        input_shape=(1, 8, 8),
-        temporal=False,
-        T=None,
-        info={"source": "sklearn.datasets.load_digits", "scale": "pixel / 16"},
+        input_shape=input_shape,
+        temporal=T is not None,
+        T=T,
+        info=info,
     )
+
+
+def _load_digits_bundle() -> DataBundle:
+    images, labels = _digits()
+    x = torch.from_numpy(images.astype(np.float32)).unsqueeze(1)  # [N, 1, 8, 8]
+    info = {"source": "sklearn.datasets.load_digits", "scale": "pixel / 16"}
+    return _bundle("digits", x, labels, input_shape=(1, 8, 8), T=None, info=info)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -276,6 +282,16 @@ def simulate_events(
         L = log(I + 0.1);  n_on = floor(max(L - L_ref, 0) / C);  n_off = floor(max(L_ref - L, 0) / C)
         L_ref += (n_on - n_off) * C
     """
+    images, T, threshold, n_sim, size, amplitude, jitter, threshold_noise = _check_simulation(
+        images, T, threshold, n_sim, size, amplitude, jitter, threshold_noise)
+    rng = np.random.default_rng(rng)
+    canvas = _scene(images, size)
+    c, path = _camera(rng, canvas.shape[0], size, threshold, threshold_noise, amplitude, jitter)
+    return _events(canvas, T, n_sim, c, path)
+
+
+def _check_simulation(images, T, threshold, n_sim, size, amplitude, jitter, threshold_noise) -> tuple:
+    """``simulate_events``'s arguments checked (ValueError) and converted, in its order, ``images`` as float64."""
     images = np.asarray(images, dtype=np.float64)
     if images.ndim != 3:
         raise ValueError(f"images must be [N, H, W]; got shape {images.shape}")
@@ -288,37 +304,52 @@ def simulate_events(
     amplitude = _check_float("amplitude", amplitude, lo=0.0)
     jitter = _check_float("jitter", jitter, lo=0.0, hi=1.0)
     threshold_noise = _check_float("threshold_noise", threshold_noise, lo=0.0, hi=1.0)
-    rng = np.random.default_rng(rng)
-    n = images.shape[0]
+    return images, T, threshold, n_sim, size, amplitude, jitter, threshold_noise
 
-    # 1. the scene: a 16x16 digit in the middle of a black canvas
+
+def _scene(images: np.ndarray, size: int) -> np.ndarray:
+    """Step 1, the scene ``[N, size, size]``: each image resized to a 16x16 digit in the middle of a black canvas."""
     from scipy.ndimage import zoom
 
-    h, w = images.shape[1:]
+    n, h, w = images.shape
     digit = zoom(images, (1, OBJECT_SIZE / h, OBJECT_SIZE / w), order=1, grid_mode=False)
     digit = np.clip(digit[:, :OBJECT_SIZE, :OBJECT_SIZE], 0.0, 1.0)
     canvas = np.zeros((n, size, size))
     o = (size - OBJECT_SIZE) // 2
     canvas[:, o : o + OBJECT_SIZE, o : o + OBJECT_SIZE] = digit
+    return canvas
 
-    # 2. the camera: one threshold map, then per-sample jitter of the path (this order of draws is fixed)
+
+def _camera(rng: np.random.Generator, n: int, size: int, threshold: float, threshold_noise: float,
+            amplitude: float, jitter: float) -> tuple:
+    """Step 2, the camera's draws: ``(c, (amp, phase, offset))``, the threshold (map) ``c``, then each sample's path.
+
+    This order of draws is fixed (the same seed must give the same events).
+    """
     c = threshold
     if threshold_noise > 0:
         c = threshold * np.clip(1 + threshold_noise * rng.standard_normal((size, size)), 0.1, None)
     amp = amplitude * rng.uniform(1 - jitter, 1 + jitter, n)
     phase = rng.uniform(0.0, jitter, n) if jitter > 0 else np.zeros(n)
     offset = rng.uniform(-jitter, jitter, (2, n)) * amplitude
+    return c, (amp, phase, offset)
 
-    def log_intensity(k: int) -> np.ndarray:  # L at sub-step k; k = n_sim is the start again (closed path)
-        t = (phase + (k % n_sim) / n_sim) % 1.0
-        dy, dx = _triangle(t, amp)
-        return np.log(_shift(canvas, dy + offset[0], dx + offset[1]) + BACKGROUND)
 
-    # 3. the pixels: events at every sub-step, 4. binned into T frames
+def _log_intensity(canvas: np.ndarray, k: int, n_sim: int, path: tuple) -> np.ndarray:
+    """``L`` at sub-step ``k`` of the path ``(amp, phase, offset)``; ``k = n_sim`` is the start again (closed path)."""
+    amp, phase, offset = path
+    t = (phase + (k % n_sim) / n_sim) % 1.0
+    dy, dx = _triangle(t, amp)
+    return np.log(_shift(canvas, dy + offset[0], dx + offset[1]) + BACKGROUND)
+
+
+def _events(canvas: np.ndarray, T: int, n_sim: int, c, path: tuple) -> np.ndarray:
+    """Steps 3 and 4, the pixels: events at every sub-step, binned into T frames -> uint8 ``[N, T, 2, size, size]``."""
+    n, size = canvas.shape[0], canvas.shape[1]
     out = np.zeros((n, T, 2, size, size), dtype=np.uint16)
-    log_ref = log_intensity(0)
+    log_ref = _log_intensity(canvas, 0, n_sim, path)
     for k, t in enumerate(_bin_of_step(n_sim, T)):
-        n_on, n_off = _dvs_step(log_intensity(k + 1), log_ref, c)
+        n_on, n_off = _dvs_step(_log_intensity(canvas, k + 1, n_sim, path), log_ref, c)
         out[:, t, 0] += np.minimum(n_on, 255).astype(np.uint16)
         out[:, t, 1] += np.minimum(n_off, 255).astype(np.uint16)
     return np.minimum(out, 255).astype(np.uint8)
@@ -353,32 +384,14 @@ def _cache_name(T: int, seed: int, size: int, threshold, n_sim: int, amplitude, 
 
 def _read_cache(path: Path, shape: tuple, labels: np.ndarray) -> np.ndarray | None:
     """The cached events, or None (with a warning) when the file is missing, corrupt or does not match."""
-    if not path.exists():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            events, cached_labels = z["events"], z["labels"]
+
+    def read(z) -> np.ndarray:
+        events, cached_labels = z["events"], z["labels"]
         if events.shape != shape or events.dtype != np.uint8 or not np.array_equal(cached_labels, labels):
             raise ValueError(f"unexpected contents (events {events.shape} {events.dtype})")
         return events
-    except Exception as e:  # zip/npz errors, truncated files, missing keys, wrong shapes: make it again
-        warnings.warn(f"cache file {path} is unreadable ({type(e).__name__}: {e}); regenerating it", stacklevel=4)
-        return None
 
-
-def _write_cache(path: Path, events: np.ndarray, labels: np.ndarray, meta: dict) -> bool:
-    """Write the cache atomically (``snnlab.io.atomic_write``; an ordinary 0644 file). Returns False (warns) if
-    impossible."""
-
-    def write(f) -> None:
-        np.savez_compressed(f, events=events, labels=labels, meta=np.array(json.dumps(meta)))
-
-    try:
-        atomic_write(path, write, binary=True, mode=0o644)
-        return True
-    except OSError as e:
-        warnings.warn(f"could not write the cache file {path} ({e}); the data are kept in memory only", stacklevel=4)
-        return False
+    return read_npz(path, read, redo="regenerating")
 
 
 def _load_dvs_bundle(*, T: int, root, seed: int, **params) -> DataBundle:
@@ -402,20 +415,11 @@ def _load_dvs_bundle(*, T: int, root, seed: int, **params) -> DataBundle:
     events = _read_cache(path, shape, labels)
     if events is None:
         events = simulate_events(images, T=T, rng=np.random.default_rng(seed), **params)
-        cached = _write_cache(path, events, labels, meta)
+        arrays = {"events": events, "labels": labels, "meta": np.array(json.dumps(meta))}
+        cached = write_npz(path, arrays, compressed=True, kept="data")
     else:
         cached = True
 
     x = torch.from_numpy(events.astype(np.float32))  # [N, T, 2, size, size] counts
-    y = torch.from_numpy(labels)
-    tr, te = (torch.from_numpy(i) for i in _split(labels))
-    return DataBundle(
-        name="dvs-digits",
-        train=TensorDataset(x[tr], y[tr]),
-        test=TensorDataset(x[te], y[te]),
-        num_classes=10,
-        input_shape=(2, size, size),
-        temporal=True,
-        T=T,
-        info={**meta, "simulated": True, "cache": str(path) if cached else None},
-    )
+    info = {**meta, "simulated": True, "cache": str(path) if cached else None}
+    return _bundle("dvs-digits", x, labels, input_shape=(2, size, size), T=T, info=info)

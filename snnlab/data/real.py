@@ -15,10 +15,8 @@ name                what is read (under ``root``)
                     https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz, by ``torchvision.datasets.CIFAR100``;
                     the 100 fine labels.
 ``"dvs-cifar10"``   ``dvs-cifar10/<class>/*.aedat`` for the 10 classes ``airplane .. truck``: the CIFAR10-DVS
-                    recordings (Li et al. 2017) as distributed on figshare (one zip per class, 1,000 files
-                    ``cifar10_<class>_<i>.aedat`` each), in jAER's AEDAT 2.0 format (see ``read_aedat``).
-                    Turned into ``[T, 2, 48, 48]`` frames once and cached (``frames_T*_s*_v*.npz``; with
-                    ``preprocess="dsr"``: ``frames_dsr_T*_s*_v*.npz``).
+                    recordings (Li et al. 2017, jAER's AEDAT 2.0), turned into ``[T, 2, 48, 48]`` frames once
+                    and cached; the files, where to get them and the cache: ``snnlab.data.cifar10_dvs``.
 ``"imagenet"``      ``imagenet/train/<wnid>/*.JPEG`` and ``imagenet/val/<wnid>/*.JPEG`` (ILSVRC-2012, val sorted
                     into the same class folders), by ``torchvision.datasets.ImageFolder``.
 ==================  ===========================================================================================

@@ -33,7 +33,7 @@ def plot_surface_1d(alphas, losses_by_label: Mapping[str, Sequence[float]], ax=N
     """1-D loss curves ``f(a) = L(theta + a d)``, one line per label (e.g. SDT- vs TET-trained). ``(fig, ax)``."""
     plot.style()
     new = ax is None
-    fig, ax = plot._fig_ax(ax, figsize=(5, 3.4))
+    fig, ax = plot.fig_ax(ax, figsize=(5, 3.4))
     alphas = np.asarray(alphas, dtype=float)
     for k, (label, ys) in enumerate(losses_by_label.items()):
         ax.plot(alphas, np.asarray(ys, dtype=float), label=str(label), color=plot.COLORS[k % len(plot.COLORS)])
@@ -72,7 +72,7 @@ def plot_contour(alphas, betas, Z, ax=None, title: str | None = None, levels=20,
     """
     plot.style()
     new = ax is None
-    fig, ax = plot._fig_ax(ax, figsize=(4.6, 3.8))
+    fig, ax = plot.fig_ax(ax, figsize=(4.6, 3.8))
     Z = np.asarray(Z, dtype=float)
     lv = _levels(Z, levels, vmin, vmax)
     Zc = np.clip(Z, lv[0], lv[-1]) if filled else Z  # fill out-of-range values with the end colours
@@ -126,7 +126,7 @@ def plot_hessian_convergence(histories: Mapping[str, Sequence[float]], ax=None, 
     (``histories`` maps a label to the ``history`` of ``top_hessian_eigenvalue``). Returns ``(fig, ax)``."""
     plot.style()
     new = ax is None
-    fig, ax = plot._fig_ax(ax, figsize=(5, 3.4))
+    fig, ax = plot.fig_ax(ax, figsize=(5, 3.4))
     for k, (label, hist) in enumerate(histories.items()):
         hist = np.asarray(hist, dtype=float)
         ax.plot(np.arange(1, len(hist) + 1), hist, marker="o", ms=3, color=plot.COLORS[k % len(plot.COLORS)],

@@ -1,9 +1,9 @@
 """The models, by name: ``MODELS`` and ``build_model``; each maps ``[T, B, C, H, W] -> [T, B, num_classes]``.
 
-The package's modules, each with one job, import one way: ``factory`` (``make_neuron``, ``NEURONS`` and the
-argument checks every model shares) <- ``tutorial`` (``TutorialSNN``, ``SpikingMLP``: small models for the
-embedded data) and ``papers`` (ResNet-19, VGGSNN, Spiking-/SEW-ResNet-34) <- ``dsr`` (the models trained with
-DSR, ``[T, B, ...] -> [1, B, classes]``) <- this file, the registry. ``snnlab.paper_models`` and
+The package's modules, each with one job, import one way: ``factory`` (``make_neuron``, ``NEURONS``, the
+argument checks and the ResNet init the models share) <- ``tutorial`` (``TutorialSNN``, ``SpikingMLP``: small
+models for the embedded data) and ``papers`` (ResNet-19, VGGSNN, Spiking-/SEW-ResNet-34) <- ``dsr`` (the models
+trained with DSR, ``[T, B, ...] -> [1, B, classes]``) <- this file, the registry. ``snnlab.paper_models`` and
 ``snnlab.dsr_models`` are other names of ``snnlab.models.papers`` and ``snnlab.models.dsr``.
 
 Static images are repeated T times *before* the model (``snnlab.layers.DirectEncoder``), so the same model

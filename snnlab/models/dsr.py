@@ -47,9 +47,10 @@ from torch import nn
 
 from ..callbacks import Callback
 from ..dsr import DSRIF, DSRLIF, dsr_neurons
-from ..layers import ConvBNSpike, TimeMerged
-from .factory import check_shape
+from ..layers import TimeMerged
+from .factory import check_shape, init_resnet
 from .papers import ResNet19, SEWResNet34, SpikingResNet34, VGGSNN
+from .tutorial import conv_trunk
 
 __all__ = [
     "DSR_NEURONS", "make_dsr_neuron", "DSRTutorialSNN", "PreActBlock", "PreActResNet18", "STEMS", "VGG11",
@@ -121,16 +122,10 @@ class DSRTutorialSNN(nn.Module):
     def __init__(self, input_shape=(1, 8, 8), num_classes: int = 10, neuron="lif",
                  channels: tuple[int, int] = (16, 32), **neuron_kwargs):
         super().__init__()
-        c, h, w = check_shape(input_shape)
+        shape = check_shape(input_shape)
         make = _neuron_factory(neuron, neuron_kwargs)
-        c1, c2 = channels
-        self.features = nn.Sequential(
-            ConvBNSpike(c, c1, make()),
-            TimeMerged(nn.AvgPool2d(2)),
-            ConvBNSpike(c1, c2, make()),
-            TimeMerged(nn.AvgPool2d(2)),
-        )
-        self.head = _RateHead(c2 * (h // 4) * (w // 4), num_classes, make())
+        self.features, n_features = conv_trunk(shape, channels, make)
+        self.head = _RateHead(n_features, num_classes, make())
 
     def forward(self, x):
         return self.head(self.features(x))
@@ -244,14 +239,7 @@ class PreActResNet18(nn.Module):
         self.pool = TimeMerged(nn.AdaptiveAvgPool2d(1))
         self.neuron2 = make()
         self.head = _RateHead(c_in, num_classes, make(), dropout)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear) and not imagenet:
-                nn.init.zeros_(m.bias)
+        init_resnet(self, zero_linear_bias=not imagenet)
 
     def forward(self, x):
         out = self.blocks(self.stem(x))

@@ -1,7 +1,7 @@
-"""What every model is built from: the neuron factory ``make_neuron`` and the checks of the model arguments.
+"""What every model is built from: the neuron factory ``make_neuron``, the checks of the model arguments, the init.
 
-``tutorial``, ``papers`` and ``dsr`` import this module (and nothing of each other's but ``dsr`` -> ``papers``),
-so the package's imports go one way.
+``tutorial``, ``papers`` and ``dsr`` import this module (and nothing of each other's but ``dsr`` -> ``papers``
+and ``dsr`` -> ``tutorial``), so the package's imports go one way.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import nn
 
 from .. import neurons
 
-__all__ = ["NEURONS", "make_neuron", "neuron_factory", "check_shape", "check_classes"]
+__all__ = ["NEURONS", "make_neuron", "neuron_factory", "check_shape", "check_classes", "init_resnet"]
 
 NEURONS = ("lif", "if")
 
@@ -69,3 +69,16 @@ def check_classes(num_classes) -> int:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
     return num_classes
+
+
+def init_resnet(model: nn.Module, *, zero_linear_bias: bool = False) -> None:
+    """The ResNets' init, module by module in ``model.modules()`` order: conv weights ``kaiming_normal_(fan_out,
+    relu)``, BatchNorm2d weight 1 and bias 0, and, with ``zero_linear_bias``, every linear bias 0."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear) and zero_linear_bias:
+            nn.init.zeros_(m.bias)

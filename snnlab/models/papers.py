@@ -50,7 +50,7 @@ import torch
 from torch import nn
 
 from ..layers import TimeMerged, merge_time, split_time
-from .factory import check_classes, check_shape, neuron_factory
+from .factory import check_classes, check_shape, init_resnet, neuron_factory
 
 __all__ = [
     "ResNet19", "VGGSNN", "SpikingResNet34", "SEWResNet34", "SpikingBasicBlock", "SEWBasicBlock",
@@ -101,11 +101,8 @@ def _shortcut(c_in: int, c_out: int, stride: int) -> nn.Sequential | None:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
 
 
-class SpikingBasicBlock(nn.Module):
-    """Spiking ResNet basic block on ``[T, B, C, H, W]`` (TET's ResNet-19 block, SpikingJelly's ``spiking_resnet``)::
-
-        out = sn2( bn2(conv2( sn1(bn1(conv1(x))) )) + shortcut(x) ),   shortcut = x or BN(conv1x1(x))
-    """
+class _BasicBlock(nn.Module):
+    """What both basic blocks share: ``conv1 - bn1 - sn1 - conv2 - bn2`` (+ ``sn2``) and the ``downsample`` shortcut."""
 
     def __init__(self, c_in: int, c_out: int, stride: int, make: Callable[[], nn.Module]):
         super().__init__()
@@ -117,13 +114,24 @@ class SpikingBasicBlock(nn.Module):
         self.sn2 = make()
         self.downsample = _shortcut(c_in, c_out, stride)
 
+    def _residual(self, x: torch.Tensor) -> torch.Tensor:
+        """``bn2(conv2(sn1(bn1(conv1(x)))))``, the branch before ``sn2``."""
+        return _tm(self.sn1(_tm(x, self.conv1, self.bn1)), self.conv2, self.bn2)
+
+
+class SpikingBasicBlock(_BasicBlock):
+    """Spiking ResNet basic block on ``[T, B, C, H, W]`` (TET's ResNet-19 block, SpikingJelly's ``spiking_resnet``)::
+
+        out = sn2( bn2(conv2( sn1(bn1(conv1(x))) )) + shortcut(x) ),   shortcut = x or BN(conv1x1(x))
+    """
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = _tm(self.sn1(_tm(x, self.conv1, self.bn1)), self.conv2, self.bn2)
+        out = self._residual(x)
         identity = x if self.downsample is None else _tm(x, self.downsample)
         return self.sn2(out + identity)
 
 
-class SEWBasicBlock(nn.Module):
+class SEWBasicBlock(_BasicBlock):
     """Spike-element-wise basic block (Fang et al. 2021; SpikingJelly's ``sew_resnet``) on ``[T, B, C, H, W]``::
 
         a = sn2(bn2(conv2( sn1(bn1(conv1(x))) )));   s = x or downsample_sn(BN(conv1x1(x)))
@@ -131,22 +139,15 @@ class SEWBasicBlock(nn.Module):
     """
 
     def __init__(self, c_in: int, c_out: int, stride: int, make: Callable[[], nn.Module], connect: str = "ADD"):
-        super().__init__()
         if connect not in CONNECT_FUNCTIONS:
             raise ValueError(f"connect must be one of {', '.join(map(repr, CONNECT_FUNCTIONS))}, got {connect!r}")
+        super().__init__(c_in, c_out, stride, make)
         self.connect = connect
-        self.conv1 = _conv3x3(c_in, c_out, stride)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.sn1 = make()
-        self.conv2 = _conv3x3(c_out, c_out)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.sn2 = make()
-        self.downsample = _shortcut(c_in, c_out, stride)
         if self.downsample is not None:
             self.downsample_sn = make()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.sn2(_tm(self.sn1(_tm(x, self.conv1, self.bn1)), self.conv2, self.bn2))
+        a = self.sn2(self._residual(x))
         s = x if self.downsample is None else self.downsample_sn(_tm(x, self.downsample))
         if self.connect == "ADD":
             return a + s
@@ -268,12 +269,7 @@ class _ResNet34(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(c_in, num_classes)
         self.output = _Output(num_classes, make)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_resnet(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = _tm(self.sn1(_tm(x, self.conv1, self.bn1)), self.maxpool)

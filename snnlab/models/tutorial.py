@@ -13,7 +13,22 @@ from torch import nn
 from ..layers import ConvBNSpike, Readout, TimeMerged
 from .factory import check_shape, make_neuron
 
-__all__ = ["TutorialSNN", "SpikingMLP"]
+__all__ = ["TutorialSNN", "SpikingMLP", "conv_trunk"]
+
+
+def conv_trunk(shape: tuple[int, int, int], channels: tuple[int, int],
+               make: Callable[[], nn.Module]) -> tuple[nn.Sequential, int]:
+    """``(conv3x3-BN-neuron -> avgpool2 -> conv3x3-BN-neuron -> avgpool2, its flat output size)`` on ``(C, H, W)``
+    frames, widths ``channels``: ``TutorialSNN``'s feature extractor (also ``snnlab.models.dsr.DSRTutorialSNN``'s)."""
+    c, h, w = shape
+    c1, c2 = channels
+    features = nn.Sequential(
+        ConvBNSpike(c, c1, make()),
+        TimeMerged(nn.AvgPool2d(2)),
+        ConvBNSpike(c1, c2, make()),
+        TimeMerged(nn.AvgPool2d(2)),
+    )
+    return features, c2 * (h // 4) * (w // 4)
 
 
 class TutorialSNN(nn.Module):
@@ -37,15 +52,8 @@ class TutorialSNN(nn.Module):
     ):
         super().__init__()
         c, h, w = check_shape(input_shape)
-        neuron = neuron or make_neuron
-        c1, c2 = channels
-        self.features = nn.Sequential(
-            ConvBNSpike(c, c1, neuron()),
-            TimeMerged(nn.AvgPool2d(2)),
-            ConvBNSpike(c1, c2, neuron()),
-            TimeMerged(nn.AvgPool2d(2)),
-        )
-        self.readout = Readout(c2 * (h // 4) * (w // 4), num_classes)
+        self.features, n_features = conv_trunk((c, h, w), channels, neuron or make_neuron)
+        self.readout = Readout(n_features, num_classes)
 
     def forward(self, x):
         return self.readout(self.features(x))

@@ -1,0 +1,51 @@
+"""DSR, differentiation on spike representation (Meng et al., CVPR 2022): its neurons, models, options and loss."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..models.dsr import DSR_MODELS, build_dsr_model
+from ..options import option
+from .base import Method, register
+
+__all__ = ["DSR", "DSROptions"]
+
+_GROUP = "DSR (--method dsr; see snnlab/dsr.py and docs/papers.md#dsr)"
+
+
+@dataclass
+class DSROptions:
+    """The DSR neurons' settings (``snnlab.dsr``). None = the neuron's default from DSR's code."""
+
+    v_th: float | None = option(None, "initial trainable threshold > 0", kind=float, lo=0, lo_open=True,
+                                group=_GROUP, default_help="LIF 0.3, IF 6, as DSR's code")
+    alpha: float | None = option(None, "fire at alpha*v_th, subtract v_th; in (0, 1]", kind=float, lo=0, hi=1,
+                                 lo_open=True, aliases=("--alpha",), group=_GROUP, default_help="LIF 0.3, IF 0.5")
+    tau: float = option(1.0, "LIF time constant > 0 (not TET's decay factor); beta = exp(-dt / tau)", lo=0,
+                        lo_open=True, group=_GROUP)
+    dt: float = option(0.05, "LIF time step > 0", lo=0, lo_open=True, aliases=("--dt",), group=_GROUP)
+    v_th_bound: float | None = option(None, "lower bound of the trainable threshold, >= 0", kind=float, lo=0,
+                                      group=_GROUP, default_help="LIF 5e-4, IF 0.01")
+    threshold_grad: str = option("code", "LIF threshold gradient: 'code' multiplies by dt (official code), "
+                                         "'paper' divides by dt (Eq. 14)", choices=("code", "paper"), group=_GROUP)
+
+
+class DSR(Method):
+    """DSR's own models (``snnlab.models.dsr``) with ``DSRIF``/``DSRLIF`` neurons; rate cross-entropy."""
+
+    name = "dsr"
+    Options = DSROptions
+    uses_surrogate = False
+    models = tuple(DSR_MODELS)
+    cli_group = (_GROUP, "")
+    cli_takes = {"tau": "tau", "v_th": "v_th"}  # --tau / --v-th under --method dsr: DSR's own (older spelling)
+
+    def build_model(self, config, bundle):
+        o = self.options(config)
+        kw = {"v_th": o.v_th, "alpha": o.alpha, "v_th_lower_bound": o.v_th_bound}
+        kw = {k: v for k, v in kw.items() if v is not None}
+        if config.neuron == "lif":
+            kw.update(tau=o.tau, dt=o.dt, threshold_grad=o.threshold_grad)
+        return build_dsr_model(config.model, bundle.input_shape, bundle.num_classes, neuron=config.neuron, **kw)
+
+
+register(DSR())

@@ -1,0 +1,38 @@
+"""TET, temporal efficient training (Deng et al., ICLR 2022): the loss at every time step plus an MSE regulariser."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+from .. import losses as _losses
+from ..options import option
+from .base import Method, register
+
+__all__ = ["TET", "TETOptions"]
+
+_GROUP = "TET (--method tet)"
+
+
+@dataclass
+class TETOptions:
+    """TET's loss ``(1 - lamb) * mean_t CE(O(t), y) + lamb * mean_t MSE(O(t), phi)`` (docs/papers.md#tet)."""
+
+    lamb: float = option(0.001, "TET: weight of the MSE term in [0, 1] (paper: 0.05 CIFAR, 0.001 DVS)", lo=0, hi=1,
+                         label="lamb (TET's MSE weight)", group=_GROUP)
+    phi: float = option(1.0, "TET: target of the MSE term (= V_th)", group=_GROUP)
+
+
+class TET(Method):
+    """``losses.tet_loss`` with the config's ``lamb`` and ``phi``; the flat names have no prefix (``lamb``, ``phi``)."""
+
+    name = "tet"
+    Options = TETOptions
+    prefix = ""
+    cli_group = (_GROUP, "")
+
+    def loss(self, config):
+        o = self.options(config)
+        return partial(_losses.tet_loss, lamb=o.lamb, phi=o.phi)
+
+
+register(TET())
