@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.snnlab-installed
 
-.PHONY: setup run test test-unit test-notebooks lab bench notebooks clean
+.PHONY: setup run test test-unit test-notebooks lab bench gpu-check notebooks clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,12 @@ lab: setup
 
 bench: setup            ## speed benchmark (by hand; figures go in the README)
 	$(BIN)/python benchmarks/bench_step.py
+
+# a GPU machine may bring its own torch and no network: use .venv when there is one, else the system python
+GPU_PY := $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+
+gpu-check:              ## on a GPU: CUDA tests + step/neuron benchmarks, one markdown report (gpu-check.md); DRY=1: CPU dry run
+	$(GPU_PY) benchmarks/gpu_check.py $(if $(DRY),--dry,)
 
 notebooks: setup        ## re-execute the notebooks at full size and save their outputs (commit them)
 	for nb in notebooks/*.ipynb; do \
