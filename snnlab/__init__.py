@@ -33,6 +33,10 @@ def _alias(old_name: str, module) -> None:
     globals()[old_name] = module
 
 
+from . import cpu  # noqa: E402
+
+cpu.tune_malloc()  # bitwise the same results, faster CPU steps (see snnlab.cpu; SNNLAB_MALLOC_TUNE=0 to skip)
+
 from . import data, dsr, layers, losses, memory, models, neurons, surrogate  # noqa: E402
 
 _alias("real_data", data.real)

@@ -73,7 +73,8 @@ from .neuron_base import RESETS, check_detach_reset, check_reset, check_sequence
 __all__ = ["lif_fused", "run", "FusedLIFFunction", "supports", "IMPLS", "RESETS"]
 
 # RESETS (re-exported) and the argument checks are snnlab.neuron_base's, shared with snnlab.neurons.LIF
-IMPLS = ("auto", "torch", "triton")  #: "auto": Triton on CUDA when it imports, else the PyTorch ops
+IMPLS = ("auto", "torch", "triton", "c")  #: "auto": Triton on CUDA when it imports, the C kernel on the CPU when it
+#: builds (snnlab.kernels.cpu_lif), else the PyTorch ops
 
 
 def supports(surrogate) -> bool:
@@ -182,9 +183,10 @@ def _backward_differentiable(grad_spk, grad_mem, mem, tau, v_th, hard, detach_re
 # Dispatch
 
 
-def _use_triton(x: torch.Tensor, surrogate, impl: str) -> bool:
+def _kernel(x: torch.Tensor, surrogate, impl: str) -> str:
+    """Which implementation runs: ``"triton"``, ``"c"`` (the CPU kernel) or ``"torch"``."""
     if impl == "torch":
-        return False
+        return "torch"
     from . import kernels
 
     if impl == "triton":
@@ -193,31 +195,50 @@ def _use_triton(x: torch.Tensor, surrogate, impl: str) -> bool:
         if kernels.shape_id(surrogate) is None:
             raise ValueError(f"impl='triton' supports the surrogates {', '.join(map(repr, _surrogate.FAMILY))}; "
                              f"got {surrogate!r} (use impl='torch' for other Surrogate subclasses)")
-        return True
-    return (x.is_cuda and x.dtype in (torch.float32, torch.float16, torch.bfloat16)
-            and kernels.shape_id(surrogate) is not None and kernels.triton_available())
+        return "triton"
+    if x.is_cuda:
+        ok = (x.dtype in (torch.float32, torch.float16, torch.bfloat16) and kernels.shape_id(surrogate) is not None
+              and kernels.triton_available())
+        return "triton" if ok else "torch"
+    from .kernels import cpu_lif
+
+    ok = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and kernels.shape_id(surrogate) is not None
+    if impl == "auto":  # where it measurably wins (benchmarks/bench_neuron.py); the exp shapes stay on PyTorch's ops
+        return "c" if ok and type(surrogate) in cpu_lif.AUTO_SHAPES and cpu_lif.available() else "torch"
+    if impl == "c":
+        if not ok:
+            raise ValueError(f"impl='c' runs float32/float64 CPU tensors with the surrogates "
+                             f"{', '.join(map(repr, _surrogate.FAMILY))}; got {x.dtype} on {x.device}, {surrogate!r}")
+        if not cpu_lif.available():
+            raise RuntimeError(f"impl='c' needs the CPU kernel, which did not build: {cpu_lif.error()}")
+        return "c"
+    return "torch"
 
 
-def _forward(x, tau, v_th, hard, keep_mem, use_triton):
-    if use_triton:
+def _forward(x, tau, v_th, hard, keep_mem, kernel):
+    if kernel == "triton":
         from .kernels import triton_lif
 
         return triton_lif.lif_forward(x, tau, v_th, hard, keep_mem)
+    if kernel == "c":
+        from .kernels import cpu_lif
+
+        return cpu_lif.forward(x.contiguous(), tau, v_th, hard, keep_mem)
     return _forward_torch(x, tau, v_th, hard, keep_mem)
 
 
 class FusedLIFFunction(torch.autograd.Function):
-    """``(I, tau, v_th, hard, detach_reset, surrogate, width, use_triton) -> (spk, mem)``, both ``[T, B, ...]``.
+    """``(I, tau, v_th, hard, detach_reset, surrogate, width, kernel) -> (spk, mem)``, both ``[T, B, ...]``.
 
     Saves ``mem`` (the pre-reset membranes) only; see the module docstring for the backward pass.
     """
 
     @staticmethod
-    def forward(ctx, x, tau, v_th, hard, detach_reset, surrogate, width, use_triton):
-        spk, mem = _forward(x, tau, v_th, hard, True, use_triton)
+    def forward(ctx, x, tau, v_th, hard, detach_reset, surrogate, width, kernel):
+        spk, mem = _forward(x, tau, v_th, hard, True, kernel)
         ctx.save_for_backward(mem)
         ctx.set_materialize_grads(False)  # no zero [T, ...] gradient for an output the loss does not use
-        ctx.args = (tau, v_th, hard, detach_reset, surrogate, width, use_triton)
+        ctx.args = (tau, v_th, hard, detach_reset, surrogate, width, kernel)
         return spk, mem
 
     @staticmethod
@@ -226,14 +247,21 @@ class FusedLIFFunction(torch.autograd.Function):
         if grad_spk is None and grad_mem is None:
             return (None, *nones)
         (mem,) = ctx.saved_tensors
-        tau, v_th, hard, detach_reset, surrogate, width, use_triton = ctx.args
+        tau, v_th, hard, detach_reset, surrogate, width, kernel = ctx.args
         if torch.is_grad_enabled():  # create_graph=True: a backward that is itself differentiable
             grad_x = _backward_differentiable(grad_spk, grad_mem, mem, tau, v_th, hard, detach_reset, surrogate,
                                               width)
-        elif use_triton and grad_mem is None:
+        elif kernel == "triton" and grad_mem is None:
             from .kernels import triton_lif
 
             grad_x = triton_lif.lif_backward(grad_spk, mem, tau, v_th, hard, detach_reset, surrogate, width)
+        elif kernel == "c":
+            from . import kernels
+            from .kernels import cpu_lif
+
+            gs = torch.zeros_like(mem) if grad_spk is None else grad_spk.contiguous()
+            grad_x = cpu_lif.backward(gs, mem, tau, v_th, hard, detach_reset, kernels.shape_id(surrogate),
+                                      surrogate, width, None if grad_mem is None else grad_mem.contiguous())
         else:
             if grad_spk is None:
                 grad_spk = torch.zeros_like(mem)
@@ -245,11 +273,11 @@ def run(x: torch.Tensor, tau: float, v_th: float, hard: bool, detach_reset: bool
         impl: str = "auto"):
     """``lif_fused`` without argument checks (``snnlab.neurons.LIF`` validates once, at construction).
     Returns ``(spk, mem)``; ``mem`` is None when ``return_mem`` is False and no graph is recorded."""
-    use_triton = _use_triton(x, surrogate, impl)
+    kernel = _kernel(x, surrogate, impl)
     if torch.is_grad_enabled() and x.requires_grad:
-        return FusedLIFFunction.apply(x, tau, v_th, hard, detach_reset, surrogate, surrogate.width, use_triton)
+        return FusedLIFFunction.apply(x, tau, v_th, hard, detach_reset, surrogate, surrogate.width, kernel)
     # no graph: nothing to save, and no [T, ...] membrane buffer unless asked for
-    return _forward(x, tau, v_th, hard, return_mem, use_triton)
+    return _forward(x, tau, v_th, hard, return_mem, kernel)
 
 
 def lif_fused(x: torch.Tensor, tau: float = 0.5, v_th: float = 1.0, reset: str = "hard", detach_reset: bool = False,
@@ -262,8 +290,9 @@ def lif_fused(x: torch.Tensor, tau: float = 0.5, v_th: float = 1.0, reset: str =
 
     Args:
         return_mem: also return the pre-reset membranes ``u`` ``[T, B, ...]`` (differentiable, as ``simulate``'s).
-        impl: ``"auto"`` (Triton kernels for CUDA tensors when Triton imports, else PyTorch ops), ``"torch"``, or
-            ``"triton"`` (forced; on CPU only under ``TRITON_INTERPRET=1``, for tests).
+        impl: ``"auto"`` (Triton kernels for CUDA tensors when Triton imports, the C kernel for float32/float64
+            CPU tensors when it builds, else PyTorch ops), ``"torch"``, ``"c"`` (forced), or ``"triton"`` (forced;
+            on CPU only under ``TRITON_INTERPRET=1``, for tests).
 
     Returns:
         ``spk`` ``[T, B, ...]`` in the dtype of ``x``, or ``(spk, mem)`` with ``return_mem=True``.

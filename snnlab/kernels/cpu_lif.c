@@ -1,0 +1,134 @@
+/* The fused multi-step LIF on the CPU: the time loop of snnlab.fused in C, one pass over memory each way.
+
+   x, spk, mem, grad_spk, grad_x are [T, N] row-major (time first, N = everything else). The neurons are cut into
+   blocks of BLOCK; a block's post-reset membrane (forward) or dL/du[t+1] (backward) stays in a small array
+   while the block's T steps run, so every tensor is read or written exactly once.
+
+   Forward, bitwise the PyTorch path (snnlab.fused._forward_torch):
+       u[0] = I[0];  u[t] = fma(p[t-1], tau, I[t])   (torch.add(I, p, alpha=tau) is one fused multiply-add)
+       s[t] = u[t] >= v_th
+       p[t] = u[t] - u[t] s[t]  (hard)   or   u[t] - v_th s[t]  (subtract)
+   Backward, the adjoint recurrence (A) of snnlab.fused, with the surrogate derivative g of each shape; the same
+   value as the PyTorch path up to rounding. Built with -ffp-contract=off so that only the explicit fma is one.
+   Shapes (snnlab.kernels.shape_id): 0 rectangle, 1 triangle, 2 sigmoid, 3 atan, 4 gaussian; their parameter
+   (k, alpha, sigma) is passed as computed in Python from the width. */
+#include <math.h>
+#include <stdint.h>
+
+#define BLOCK 1024
+#define INLINE static inline __attribute__((always_inline))
+
+/* Each row loop gets its flags as constants (the callers below spell out every combination), so that the
+   compiler drops the branches and vectorises the loop. */
+#define DEFINE_LIF(T_, SUF, FMA, EXP)                                                                          \
+INLINE void fwd_row_##SUF(const T_* xi, T_* si, T_* mi, T_* p, int64_t n, T_ tau, T_ vth, const int first,       \
+                          const int hard, const int keep) {                                                     \
+    for (int64_t i = 0; i < n; i++) {                                                                           \
+        T_ u = first ? xi[i] : FMA(p[i], tau, xi[i]);                                                           \
+        T_ s = u >= vth ? (T_)1 : (T_)0;                                                                        \
+        si[i] = s;                                                                                              \
+        if (keep) mi[i] = u;                                                                                    \
+        p[i] = hard ? u - u * s : u - vth * s;                                                                  \
+    }                                                                                                           \
+}                                                                                                               \
+                                                                                                                \
+void lif_forward_##SUF(const T_* x, T_* spk, T_* mem, T_* pbuf, int64_t T, int64_t N, double tau_,          \
+                       double vth_, int hard, int threads) {                                                    \
+    const T_ tau = (T_)tau_, vth = (T_)vth_;                                                                    \
+    int64_t nblocks = (N + BLOCK - 1) / BLOCK;                                                                  \
+    for (int64_t t = 0; t < T; t++) {  /* whole rows in time order: the row buffer p stays in cache */          \
+        _Pragma("omp parallel for num_threads(threads) schedule(static)")                                       \
+        for (int64_t b = 0; b < nblocks; b++) {                                                                 \
+            int64_t lo = b * BLOCK, n = (N - lo < BLOCK) ? N - lo : BLOCK;                                      \
+            const T_* xi = x + t * N + lo;                                                                      \
+            T_* si = spk + t * N + lo;                                                                          \
+            T_* mi = mem ? mem + t * N + lo : 0;                                                                \
+            T_* p = pbuf + lo;                                                                                  \
+            if (t == 0) {                                                                                       \
+                if (mem) { if (hard) fwd_row_##SUF(xi, si, mi, p, n, tau, vth, 1, 1, 1);                        \
+                           else fwd_row_##SUF(xi, si, mi, p, n, tau, vth, 1, 0, 1); }                           \
+                else     { if (hard) fwd_row_##SUF(xi, si, mi, p, n, tau, vth, 1, 1, 0);                        \
+                           else fwd_row_##SUF(xi, si, mi, p, n, tau, vth, 1, 0, 0); }                           \
+            } else {                                                                                            \
+                if (mem) { if (hard) fwd_row_##SUF(xi, si, mi, p, n, tau, vth, 0, 1, 1);                        \
+                           else fwd_row_##SUF(xi, si, mi, p, n, tau, vth, 0, 0, 1); }                           \
+                else     { if (hard) fwd_row_##SUF(xi, si, mi, p, n, tau, vth, 0, 1, 0);                        \
+                           else fwd_row_##SUF(xi, si, mi, p, n, tau, vth, 0, 0, 0); }                           \
+            }                                                                                                   \
+        }                                                                                                       \
+    }                                                                                                           \
+}                                                                                                               \
+                                                                                                                \
+/* g[i] = the surrogate derivative at u[i] - v_th, one loop per shape */                                       \
+static void grad_row_##SUF(const T_* u, T_* g, int64_t n, T_ vth, int shape, T_ w, T_ k) {                      \
+    switch (shape) {                                                                                            \
+    case 0: { T_ h = w / 2, r = (T_)1 / w;                                    /* rectangle: 1/w on |x| < w/2 */ \
+              for (int64_t i = 0; i < n; i++) { T_ x = u[i] - vth; g[i] = (x < h && -x < h) ? r : (T_)0; } } break; \
+    case 1: { T_ r = (T_)1 / (w * w);                                         /* triangle */                    \
+              for (int64_t i = 0; i < n; i++) { T_ x = u[i] - vth, a = w - (x < 0 ? -x : x);                    \
+                                                g[i] = a > 0 ? a * r : (T_)0; } } break;                        \
+    case 2: _Pragma("omp simd")                                                                                 \
+            for (int64_t i = 0; i < n; i++) { T_ x = u[i] - vth, e = EXP(-k * (x < 0 ? -x : x));              \
+                                              g[i] = k * e / ((1 + e) * (1 + e)); } break;  /* k sig sig(-) */  \
+    case 3: { T_ c = (T_)M_PI * k / 2, h = k / 2;                             /* atan, k = alpha */             \
+              for (int64_t i = 0; i < n; i++) { T_ z = c * (u[i] - vth); g[i] = h / (1 + z * z); } } break;      \
+    default: { T_ r = (T_)1 / k, c = (T_)(1 / sqrt(2 * M_PI)) * r;            /* gaussian, k = sigma */         \
+               _Pragma("omp simd")                                                                              \
+               for (int64_t i = 0; i < n; i++) { T_ z = (u[i] - vth) * r; g[i] = c * EXP(-(T_)0.5 * z * z); } } \
+    }                                                                                                           \
+}                                                                                                               \
+                                                                                                                \
+INLINE void bwd_row_##SUF(const T_* gi, const T_* ui, const T_* g, const T_* mi, T_* oi, const T_* nxt, int64_t n, \
+                          T_ tau, T_ vth, const int last, const int hard, const int detach, const int gm) {      \
+    for (int64_t i = 0; i < n; i++) {                                                                           \
+        T_ du;                                                                                                  \
+        if (last) {                                                                                             \
+            du = gi[i] * g[i];                                                                                  \
+        } else {                                                                                                \
+            T_ dp = tau * nxt[i];                                                                               \
+            if (hard) {                                                                                         \
+                T_ ns = ui[i] < vth ? (T_)1 : (T_)0;                                  /* 1 - s */               \
+                du = (detach ? gi[i] * g[i] : (gi[i] - ui[i] * dp) * g[i]) + ns * dp;                           \
+            } else {                                                                                            \
+                du = (detach ? gi[i] * g[i] : (gi[i] - vth * dp) * g[i]) + dp;                                  \
+            }                                                                                                   \
+        }                                                                                                       \
+        if (gm) du += mi[i];                                                                                    \
+        oi[i] = du;                                                                                             \
+    }                                                                                                           \
+}                                                                                                               \
+                                                                                                                \
+void lif_backward_##SUF(const T_* gs, const T_* mem, const T_* gm, T_* gx, int64_t T, int64_t N, double tau_,   \
+                        double vth_, int hard, int detach, int shape, double w_, double k_, int threads) {      \
+    const T_ tau = (T_)tau_, vth = (T_)vth_, w = (T_)w_, k = (T_)k_;                                            \
+    int64_t nblocks = (N + BLOCK - 1) / BLOCK;                                                                  \
+    for (int64_t t = T - 1; t >= 0; t--) {  /* whole rows backwards in time; du[t+1] is the row just written */ \
+        _Pragma("omp parallel for num_threads(threads) schedule(static)")                                       \
+        for (int64_t b = 0; b < nblocks; b++) {                                                                 \
+            T_ g[BLOCK];                                                                                        \
+            int64_t lo = b * BLOCK, n = (N - lo < BLOCK) ? N - lo : BLOCK;                                      \
+            const T_* gi = gs + t * N + lo;                                                                     \
+            const T_* ui = mem + t * N + lo;                                                                    \
+            const T_* mi = gm ? gm + t * N + lo : 0;                                                            \
+            T_* oi = gx + t * N + lo;                                                                           \
+            T_* nxt = t < T - 1 ? gx + (t + 1) * N + lo : oi;                                                   \
+            grad_row_##SUF(ui, g, n, vth, shape, w, k);                                                         \
+            int last = t == T - 1, code = (last << 3) | (hard << 2) | (detach << 1) | (gm != 0);                \
+            switch (code) {                                                                                     \
+            case 0:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, vth, 0, 0, 0, 0); break;                     \
+            case 1:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, vth, 0, 0, 0, 1); break;                     \
+            case 2:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, vth, 0, 0, 1, 0); break;                     \
+            case 3:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, vth, 0, 0, 1, 1); break;                     \
+            case 4:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, vth, 0, 1, 0, 0); break;                     \
+            case 5:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, vth, 0, 1, 0, 1); break;                     \
+            case 6:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, vth, 0, 1, 1, 0); break;                     \
+            case 7:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, vth, 0, 1, 1, 1); break;                     \
+            default: if (gm) bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, vth, 1, 0, 0, 1);                    \
+                     else    bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, vth, 1, 0, 0, 0);                    \
+            }                                                                                                   \
+        }                                                                                                       \
+    }                                                                                                           \
+}
+
+DEFINE_LIF(float, f32, fmaf, expf)
+DEFINE_LIF(double, f64, fma, exp)

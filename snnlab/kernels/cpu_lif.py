@@ -1,0 +1,134 @@
+"""The C kernel of the fused LIF on the CPU (``cpu_lif.c``): built with the system C compiler on first use, cached.
+
+``snnlab.fused`` uses it for float32/float64 CPU tensors and the rectangle, triangle and atan surrogates when it
+builds (``impl="c"``: all five shapes);
+otherwise (no compiler, a build error, ``SNNLAB_CPU_KERNEL=0``) the PyTorch ops run as before, and
+``error()`` says why. The forward gives bitwise the PyTorch path's spikes and membranes; the backward the same
+gradients up to rounding (tests/test_cpu_kernel.py). Built once per source and machine into
+``$SNNLAB_CACHE`` (default ``~/.cache/snnlab``)/kernels, written atomically; a build takes about a second.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import math
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .. import surrogate as _surrogate
+
+__all__ = ["available", "error", "forward", "backward", "library_path", "AUTO_SHAPES"]
+
+#: the shapes ``impl="auto"`` runs here: those without an exponential. The sigmoid and gaussian derivatives call
+#: the C library's scalar ``exp``, which is slower than PyTorch's vectorised one (measured), so they stay on the
+#: PyTorch ops unless ``impl="c"`` is asked for.
+AUTO_SHAPES = (_surrogate.Rectangle, _surrogate.Triangle, _surrogate.ATan)
+
+_SRC = Path(__file__).with_name("cpu_lif.c")
+_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC"]
+_state: dict = {}
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("SNNLAB_CACHE") or Path.home() / ".cache" / "snnlab") / "kernels"
+
+
+def library_path() -> Path:
+    """Where the built library is (or would be): one file per source, flags and machine."""
+    key = hashlib.sha256(_SRC.read_bytes() + " ".join(_FLAGS).encode() + platform.machine().encode()
+                         + platform.node().encode()).hexdigest()[:16]
+    return _cache_dir() / f"cpu_lif-{key}.so"
+
+
+def _build(out: Path) -> None:
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise RuntimeError("no C compiler (cc or gcc) on PATH")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        lib = Path(tmp) / out.name
+        errors = []
+        for extra in (["-fopenmp"], []):  # OpenMP when the compiler has it
+            r = subprocess.run([cc, *_FLAGS, *extra, str(_SRC), "-o", str(lib), "-lm"], capture_output=True,
+                               text=True)
+            if r.returncode == 0:
+                os.replace(lib, out)  # atomic: a concurrent build or a crash never leaves half a library
+                return
+            errors.append(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}")
+        raise RuntimeError(f"{cc} failed: {errors[-1]}")
+
+
+def _load():
+    if "lib" in _state or "error" in _state:
+        return _state.get("lib")
+    try:
+        if os.environ.get("SNNLAB_CPU_KERNEL", "1").strip() in ("0", "false", "no", "off"):
+            raise RuntimeError("switched off by SNNLAB_CPU_KERNEL=0")
+        path = library_path()
+        if not path.exists():
+            _build(path)
+        lib = ctypes.CDLL(str(path))
+        p, i64, d, i = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int
+        for suf in ("f32", "f64"):
+            getattr(lib, f"lif_forward_{suf}").argtypes = [p, p, p, p, i64, i64, d, d, i, i]
+            getattr(lib, f"lif_backward_{suf}").argtypes = [p, p, p, p, i64, i64, d, d, i, i, i, d, d, i]
+        _state["lib"] = lib
+    except (OSError, RuntimeError) as e:
+        _state["error"] = f"{type(e).__name__}: {e}"
+    return _state.get("lib")
+
+
+def available() -> bool:
+    """True if the kernel built (or was built before) and loads."""
+    return _load() is not None
+
+
+def error() -> str | None:
+    """Why the kernel is not available (None when it is)."""
+    _load()
+    return _state.get("error")
+
+
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+
+
+def _ptr(t: torch.Tensor | None):
+    return None if t is None else ctypes.c_void_p(t.data_ptr())
+
+
+def forward(x: torch.Tensor, tau: float, v_th: float, hard: bool, keep_mem: bool):
+    """``(spk, mem or None)`` for a contiguous float32/float64 CPU ``x [T, ...]``."""
+    T = x.shape[0]
+    spk = torch.empty_like(x)
+    mem = torch.empty_like(x) if keep_mem else None
+    p = torch.empty(x.numel() // T, dtype=x.dtype)  # the post-reset membrane of the current row
+    getattr(_load(), f"lif_forward_{_SUFFIX[x.dtype]}")(
+        _ptr(x), _ptr(spk), _ptr(mem), _ptr(p), T, x.numel() // T, tau, v_th, int(hard), torch.get_num_threads())
+    return spk, mem
+
+
+def _shape_parameter(surrogate, width: float) -> float:
+    """The kernel's second parameter of each shape: sigmoid's k, atan's alpha, gaussian's sigma (else unused)."""
+    if type(surrogate) is _surrogate.Sigmoid:
+        return _surrogate.Sigmoid.k_from_width(width)
+    if type(surrogate) is _surrogate.ATan:
+        return _surrogate.ATan.alpha_from_width(width)
+    if type(surrogate) is _surrogate.Gaussian:
+        return width / (2 * math.sqrt(2 * math.log(2)))
+    return 0.0
+
+
+def backward(grad_spk, mem, tau, v_th, hard, detach_reset, shape: int, surrogate, width, grad_mem=None):
+    """``dL/dI`` ``[T, ...]`` from the incoming gradients and the saved pre-reset membranes (all contiguous)."""
+    T = mem.shape[0]
+    grad_x = torch.empty_like(mem)
+    getattr(_load(), f"lif_backward_{_SUFFIX[mem.dtype]}")(
+        _ptr(grad_spk), _ptr(mem), _ptr(grad_mem), _ptr(grad_x), T, mem.numel() // T, tau, v_th, int(hard),
+        int(detach_reset), shape, width, _shape_parameter(surrogate, width), torch.get_num_threads())
+    return grad_x

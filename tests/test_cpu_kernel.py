@@ -1,0 +1,75 @@
+"""The C kernel of the fused LIF (snnlab.kernels.cpu_lif): bitwise the PyTorch path's spikes and membranes,
+its gradients up to rounding, for every shape, reset, detach flag and dtype; a clean fallback when it cannot be
+built; malloc tuning (snnlab.cpu) on by default, off with SNNLAB_MALLOC_TUNE=0."""
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from snnlab import fused, surrogate as S
+from snnlab.kernels import cpu_lif
+
+needs_kernel = pytest.mark.skipif(not cpu_lif.available(), reason=f"the C kernel did not build: {cpu_lif.error()}")
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("detach", [False, True])
+@pytest.mark.parametrize("reset", ["hard", "subtract"])
+@pytest.mark.parametrize("shape", S.FAMILY)
+def test_c_kernel_equals_the_pytorch_path(shape, reset, detach, dtype):
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(7, 3, 50, generator=g, dtype=dtype) * 1.5
+    x[2, 0, :5] = 1.0  # exactly at the threshold: H(0) = 1
+    gy, gm = torch.randn(x.shape, generator=g, dtype=dtype), torch.randn(x.shape, generator=g, dtype=dtype)
+    out = {}
+    for impl in ("c", "torch"):
+        xx = x.clone().requires_grad_()
+        s, m = fused.lif_fused(xx, tau=0.7, v_th=1.0, reset=reset, detach_reset=detach, surrogate=shape, width=1.3,
+                               return_mem=True, impl=impl)
+        torch.autograd.backward([s, m], [gy, 0.1 * gm])
+        out[impl] = (s.detach(), m.detach(), xx.grad)
+    (sc, mc, gc), (st, mt, gt) = out["c"], out["torch"]
+    assert torch.equal(sc, st) and torch.equal(mc, mt)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(gc, gt, rtol=tol, atol=tol * gt.abs().max().item())
+
+
+@needs_kernel
+def test_auto_picks_the_kernel_where_it_wins_and_takes_any_layout():
+    x = torch.randn(4, 2, 3, 6, 6)
+    assert fused._kernel(x, S.Triangle(), "auto") == "c" and fused._kernel(x, S.ATan(), "auto") == "c"
+    assert fused._kernel(x, S.Sigmoid(), "auto") == "torch" and fused._kernel(x.half(), S.Triangle(), "auto") == "torch"
+    strided = torch.randn(4, 2, 3, 6, 12)[..., ::2]
+    a = fused.lif_fused(strided, impl="c")
+    b = fused.lif_fused(strided, impl="torch")
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="impl='c' runs float32/float64 CPU tensors"):
+        fused.lif_fused(x.half(), impl="c")
+
+
+def test_falls_back_cleanly_when_it_cannot_build(tmp_path):
+    code = ("import torch; from snnlab.kernels import cpu_lif; from snnlab import fused, surrogate as S;"
+            "x = torch.randn(3, 4); print(cpu_lif.available(), fused._kernel(x, S.Triangle(), 'auto'));"
+            "print(cpu_lif.error())")
+    env = {"PATH": "/nonexistent", "SNNLAB_CACHE": str(tmp_path), "HOME": str(tmp_path), "CC": ""}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    first, second = r.stdout.splitlines()
+    assert first == "False torch" and "no C compiler" in second
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**env, "PATH": "/usr/bin:/bin", "SNNLAB_CPU_KERNEL": "0"})
+    assert r.stdout.splitlines()[0] == "False torch" and "SNNLAB_CPU_KERNEL=0" in r.stdout
+
+
+def test_malloc_tuning_is_on_by_default_and_can_be_switched_off():
+    code = "import snnlab; print(snnlab.cpu.malloc_tuned())"
+    on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
+    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**__import__("os").environ, "SNNLAB_MALLOC_TUNE": "0"}).stdout.strip()
+    import platform
+
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert on == "(True, None)"
+    assert off == "(False, 'switched off by SNNLAB_MALLOC_TUNE=0')"
