@@ -32,8 +32,11 @@ def test_c_kernel_equals_the_pytorch_path(shape, reset, detach, dtype):
         out[impl] = (s.detach(), m.detach(), xx.grad)
     (sc, mc, gc), (st, mt, gt) = out["c"], out["torch"]
     assert torch.equal(sc, st) and torch.equal(mc, mt)
-    tol = 1e-5 if dtype == torch.float32 else 1e-12
-    torch.testing.assert_close(gc, gt, rtol=tol, atol=tol * gt.abs().max().item())
+    if getattr(S, shape.capitalize() if shape != "atan" else "ATan") in cpu_lif.AUTO_SHAPES:
+        assert torch.equal(gc, gt)  # the shapes auto runs here: bitwise the PyTorch path's gradients too
+    else:  # sigmoid, gaussian: the C library's exp rounds otherwise
+        tol = 1e-5 if dtype == torch.float32 else 1e-12
+        torch.testing.assert_close(gc, gt, rtol=tol, atol=tol * gt.abs().max().item())
 
 
 @needs_kernel

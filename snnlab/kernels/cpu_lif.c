@@ -8,10 +8,11 @@
        u[0] = I[0];  u[t] = fma(p[t-1], tau, I[t])   (torch.add(I, p, alpha=tau) is one fused multiply-add)
        s[t] = u[t] >= v_th
        p[t] = u[t] - u[t] s[t]  (hard)   or   u[t] - v_th s[t]  (subtract)
-   Backward, the adjoint recurrence (A) of snnlab.fused, with the surrogate derivative g of each shape; the same
-   value as the PyTorch path up to rounding. Built with -ffp-contract=off so that only the explicit fma is one.
-   Shapes (snnlab.kernels.shape_id): 0 rectangle, 1 triangle, 2 sigmoid, 3 atan, 4 gaussian; their parameter
-   (k, alpha, sigma) is passed as computed in Python from the width. */
+   Backward, the adjoint recurrence (A) of snnlab.fused in the PyTorch path's operations (bitwise its gradients
+   for rectangle, triangle and atan; sigmoid and gaussian use libm's exp). Built with -ffp-contract=off so that
+   only the explicit fmas are fused.
+   Shapes (snnlab.kernels.shape_id): 0 rectangle, 1 triangle, 2 sigmoid, 3 atan, 4 gaussian; their constants
+   p1, p2 are computed in Python from the width (cpu_lif._shape_parameters). */
 #include <math.h>
 #include <stdint.h>
 
@@ -59,39 +60,41 @@ void lif_forward_##SUF(const T_* x, T_* spk, T_* mem, T_* pbuf, int64_t T, int64
     }                                                                                                           \
 }                                                                                                               \
                                                                                                                 \
-/* g[i] = the surrogate derivative at u[i] - v_th, one loop per shape */                                       \
-static void grad_row_##SUF(const T_* u, T_* g, int64_t n, T_ vth, int shape, T_ w, T_ k) {                      \
+/* g[i] = the surrogate derivative at u[i] - v_th, one loop per shape; p1, p2 as snnlab.kernels.cpu_lif passes them,
+   in the operations PyTorch's surrogate.grad runs (so that rectangle, triangle and atan are bitwise its values) */ \
+static void grad_row_##SUF(const T_* u, T_* g, int64_t n, T_ vth, int shape, T_ p1, T_ p2) {                    \
     switch (shape) {                                                                                            \
-    case 0: { T_ h = w / 2, r = (T_)1 / w;                                    /* rectangle: 1/w on |x| < w/2 */ \
-              for (int64_t i = 0; i < n; i++) { T_ x = u[i] - vth; g[i] = (x < h && -x < h) ? r : (T_)0; } } break; \
-    case 1: { T_ r = (T_)1 / (w * w);                                         /* triangle */                    \
-              for (int64_t i = 0; i < n; i++) { T_ x = u[i] - vth, a = w - (x < 0 ? -x : x);                    \
-                                                g[i] = a > 0 ? a * r : (T_)0; } } break;                        \
-    case 2: _Pragma("omp simd")                                                                                 \
-            for (int64_t i = 0; i < n; i++) { T_ x = u[i] - vth, e = EXP(-k * (x < 0 ? -x : x));              \
-                                              g[i] = k * e / ((1 + e) * (1 + e)); } break;  /* k sig sig(-) */  \
-    case 3: { T_ c = (T_)M_PI * k / 2, h = k / 2;                             /* atan, k = alpha */             \
-              for (int64_t i = 0; i < n; i++) { T_ z = c * (u[i] - vth); g[i] = h / (1 + z * z); } } break;      \
-    default: { T_ r = (T_)1 / k, c = (T_)(1 / sqrt(2 * M_PI)) * r;            /* gaussian, k = sigma */         \
+    case 0: for (int64_t i = 0; i < n; i++) { T_ x = u[i] - vth;       /* rectangle: (|x| < w/2) * (1/w) */      \
+                                              g[i] = (x < p1 && -x < p1) ? p2 : (T_)0; } break;                 \
+    case 1: for (int64_t i = 0; i < n; i++) { T_ x = u[i] - vth, a = -(x < 0 ? -x : x) + p1;  /* triangle */     \
+                                              g[i] = (a < 0 ? (T_)0 : a) * p2; } break;  /* max(w-|x|,0)/w^2 */ \
+    case 2: _Pragma("omp simd")                                         /* sigmoid: k sig(kx) sig(-kx) */       \
+            for (int64_t i = 0; i < n; i++) { T_ x = u[i] - vth, e = EXP(-p1 * (x < 0 ? -x : x));             \
+                                              g[i] = p1 * e / ((1 + e) * (1 + e)); } break;                     \
+    case 3: for (int64_t i = 0; i < n; i++) { T_ z = ((u[i] - vth) * p1) / 2;  /* atan: (a/2) / (1 + z^2) */    \
+                                              g[i] = ((T_)1 / (z * z + 1)) * p2; } break;                       \
+    default: { T_ r = (T_)1 / p1, c = (T_)(1 / sqrt(2 * M_PI)) * r;    /* gaussian, p1 = sigma */               \
                _Pragma("omp simd")                                                                              \
                for (int64_t i = 0; i < n; i++) { T_ z = (u[i] - vth) * r; g[i] = c * EXP(-(T_)0.5 * z * z); } } \
     }                                                                                                           \
 }                                                                                                               \
                                                                                                                 \
+/* du[t] of the adjoint recurrence, in PyTorch's operations (addcmul = fma(value * t1, t2, self); add with alpha =  \
+   fma(other, alpha, self)): ntau = -tau, asub = -v_th * tau (rounded as PyTorch rounds its scalars) */          \
 INLINE void bwd_row_##SUF(const T_* gi, const T_* ui, const T_* g, const T_* mi, T_* oi, const T_* nxt, int64_t n, \
-                          T_ tau, T_ vth, const int last, const int hard, const int detach, const int gm) {      \
+                          T_ tau, T_ ntau, T_ asub, T_ vth, const int last, const int hard, const int detach,   \
+                          const int gm) {                                                                       \
     for (int64_t i = 0; i < n; i++) {                                                                           \
         T_ du;                                                                                                  \
         if (last) {                                                                                             \
             du = gi[i] * g[i];                                                                                  \
+        } else if (hard) {                                                                                      \
+            T_ ns = ui[i] < vth ? (T_)1 : (T_)0;                                      /* 1 - s */               \
+            T_ base = detach ? gi[i] * g[i] : FMA(ntau * nxt[i], ui[i], gi[i]) * g[i];                         \
+            du = FMA(tau * ns, nxt[i], base);                                                                   \
         } else {                                                                                                \
-            T_ dp = tau * nxt[i];                                                                               \
-            if (hard) {                                                                                         \
-                T_ ns = ui[i] < vth ? (T_)1 : (T_)0;                                  /* 1 - s */               \
-                du = (detach ? gi[i] * g[i] : (gi[i] - ui[i] * dp) * g[i]) + ns * dp;                           \
-            } else {                                                                                            \
-                du = (detach ? gi[i] * g[i] : (gi[i] - vth * dp) * g[i]) + dp;                                  \
-            }                                                                                                   \
+            T_ base = detach ? gi[i] * g[i] : FMA(nxt[i], asub, gi[i]) * g[i];                                  \
+            du = FMA(nxt[i], tau, base);                                                                        \
         }                                                                                                       \
         if (gm) du += mi[i];                                                                                    \
         oi[i] = du;                                                                                             \
@@ -99,8 +102,9 @@ INLINE void bwd_row_##SUF(const T_* gi, const T_* ui, const T_* g, const T_* mi,
 }                                                                                                               \
                                                                                                                 \
 void lif_backward_##SUF(const T_* gs, const T_* mem, const T_* gm, T_* gx, int64_t T, int64_t N, double tau_,   \
-                        double vth_, int hard, int detach, int shape, double w_, double k_, int threads) {      \
-    const T_ tau = (T_)tau_, vth = (T_)vth_, w = (T_)w_, k = (T_)k_;                                            \
+                        double ntau_, double asub_, double vth_, int hard, int detach, int shape, double p1_,    \
+                        double p2_, int threads) {                                                              \
+    const T_ tau = (T_)tau_, ntau = (T_)ntau_, asub = (T_)asub_, vth = (T_)vth_, p1 = (T_)p1_, p2 = (T_)p2_;     \
     int64_t nblocks = (N + BLOCK - 1) / BLOCK;                                                                  \
     for (int64_t t = T - 1; t >= 0; t--) {  /* whole rows backwards in time; du[t+1] is the row just written */ \
         _Pragma("omp parallel for num_threads(threads) schedule(static)")                                       \
@@ -112,19 +116,19 @@ void lif_backward_##SUF(const T_* gs, const T_* mem, const T_* gm, T_* gx, int64
             const T_* mi = gm ? gm + t * N + lo : 0;                                                            \
             T_* oi = gx + t * N + lo;                                                                           \
             T_* nxt = t < T - 1 ? gx + (t + 1) * N + lo : oi;                                                   \
-            grad_row_##SUF(ui, g, n, vth, shape, w, k);                                                         \
+            grad_row_##SUF(ui, g, n, vth, shape, p1, p2);                                                         \
             int last = t == T - 1, code = (last << 3) | (hard << 2) | (detach << 1) | (gm != 0);                \
             switch (code) {                                                                                     \
-            case 0:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, vth, 0, 0, 0, 0); break;                     \
-            case 1:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, vth, 0, 0, 0, 1); break;                     \
-            case 2:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, vth, 0, 0, 1, 0); break;                     \
-            case 3:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, vth, 0, 0, 1, 1); break;                     \
-            case 4:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, vth, 0, 1, 0, 0); break;                     \
-            case 5:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, vth, 0, 1, 0, 1); break;                     \
-            case 6:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, vth, 0, 1, 1, 0); break;                     \
-            case 7:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, vth, 0, 1, 1, 1); break;                     \
-            default: if (gm) bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, vth, 1, 0, 0, 1);                    \
-                     else    bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, vth, 1, 0, 0, 0);                    \
+            case 0:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vth, 0, 0, 0, 0); break;                     \
+            case 1:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vth, 0, 0, 0, 1); break;                     \
+            case 2:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vth, 0, 0, 1, 0); break;                     \
+            case 3:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vth, 0, 0, 1, 1); break;                     \
+            case 4:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vth, 0, 1, 0, 0); break;                     \
+            case 5:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vth, 0, 1, 0, 1); break;                     \
+            case 6:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vth, 0, 1, 1, 0); break;                     \
+            case 7:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vth, 0, 1, 1, 1); break;                     \
+            default: if (gm) bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vth, 1, 0, 0, 1);                    \
+                     else    bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vth, 1, 0, 0, 0);                    \
             }                                                                                                   \
         }                                                                                                       \
     }                                                                                                           \

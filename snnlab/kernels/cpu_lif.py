@@ -3,8 +3,10 @@
 ``snnlab.fused`` uses it for float32/float64 CPU tensors and the rectangle, triangle and atan surrogates when it
 builds (``impl="c"``: all five shapes);
 otherwise (no compiler, a build error, ``SNNLAB_CPU_KERNEL=0``) the PyTorch ops run as before, and
-``error()`` says why. The forward gives bitwise the PyTorch path's spikes and membranes; the backward the same
-gradients up to rounding (tests/test_cpu_kernel.py). Built once per source and machine into
+``error()`` says why. It runs the PyTorch path's floating-point operations (fused multiply-adds where PyTorch's
+``add``/``addcmul`` use them, the scalars rounded as PyTorch rounds them), so its spikes, membranes and, for the
+rectangle, triangle and atan surrogates, its gradients are bitwise the PyTorch path's; the sigmoid and gaussian
+derivatives call the C library's ``exp`` and agree to rounding (tests/test_cpu_kernel.py). Built once per source and machine into
 ``$SNNLAB_CACHE`` (default ``~/.cache/snnlab``)/kernels, written atomically; a build takes about a second.
 """
 from __future__ import annotations
@@ -77,7 +79,7 @@ def _load():
         p, i64, d, i = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int
         for suf in ("f32", "f64"):
             getattr(lib, f"lif_forward_{suf}").argtypes = [p, p, p, p, i64, i64, d, d, i, i]
-            getattr(lib, f"lif_backward_{suf}").argtypes = [p, p, p, p, i64, i64, d, d, i, i, i, d, d, i]
+            getattr(lib, f"lif_backward_{suf}").argtypes = [p, p, p, p, i64, i64, d, d, d, d, i, i, i, d, d, i]
         _state["lib"] = lib
     except (OSError, RuntimeError) as e:
         _state["error"] = f"{type(e).__name__}: {e}"
@@ -113,22 +115,29 @@ def forward(x: torch.Tensor, tau: float, v_th: float, hard: bool, keep_mem: bool
     return spk, mem
 
 
-def _shape_parameter(surrogate, width: float) -> float:
-    """The kernel's second parameter of each shape: sigmoid's k, atan's alpha, gaussian's sigma (else unused)."""
-    if type(surrogate) is _surrogate.Sigmoid:
-        return _surrogate.Sigmoid.k_from_width(width)
-    if type(surrogate) is _surrogate.ATan:
-        return _surrogate.ATan.alpha_from_width(width)
-    if type(surrogate) is _surrogate.Gaussian:
-        return width / (2 * math.sqrt(2 * math.log(2)))
-    return 0.0
+def _shape_parameters(surrogate, width: float) -> tuple[float, float]:
+    """The two constants of each shape, computed in double as ``snnlab.surrogate``'s ``_grad`` computes them (the
+    kernel rounds them to the tensor's dtype as PyTorch rounds a scalar operand)."""
+    w = float(width)
+    kind = type(surrogate)
+    if kind is _surrogate.Rectangle:
+        return w / 2, 1.0 / w
+    if kind is _surrogate.Triangle:
+        return w, 1.0 / (w * w)
+    if kind is _surrogate.Sigmoid:
+        return _surrogate.Sigmoid.k_from_width(w), 0.0
+    if kind is _surrogate.ATan:
+        a = _surrogate.ATan.alpha_from_width(w)
+        return math.pi * a, a / 2
+    return w / (2 * math.sqrt(2 * math.log(2))), 0.0  # Gaussian: sigma
 
 
 def backward(grad_spk, mem, tau, v_th, hard, detach_reset, shape: int, surrogate, width, grad_mem=None):
     """``dL/dI`` ``[T, ...]`` from the incoming gradients and the saved pre-reset membranes (all contiguous)."""
     T = mem.shape[0]
     grad_x = torch.empty_like(mem)
+    p1, p2 = _shape_parameters(surrogate, width)
     getattr(_load(), f"lif_backward_{_SUFFIX[mem.dtype]}")(
-        _ptr(grad_spk), _ptr(mem), _ptr(grad_mem), _ptr(grad_x), T, mem.numel() // T, tau, v_th, int(hard),
-        int(detach_reset), shape, width, _shape_parameter(surrogate, width), torch.get_num_threads())
+        _ptr(grad_spk), _ptr(mem), _ptr(grad_mem), _ptr(grad_x), T, mem.numel() // T, tau, -tau, -v_th * tau,
+        v_th, int(hard), int(detach_reset), shape, p1, p2, torch.get_num_threads())
     return grad_x
