@@ -32,6 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_neuron import _sync, copy_bandwidth  # noqa: E402
 from snnlab import __version__, methods, recipes  # noqa: E402
 from snnlab.config import TrainConfig  # noqa: E402
 from snnlab.losses import sdt_loss  # noqa: E402
@@ -47,11 +48,6 @@ class _Shape:
 
     def __init__(self, input_shape, num_classes):
         self.input_shape, self.num_classes = input_shape, num_classes
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _timed(fn, device, warmup: int, repeats: int) -> float:
@@ -171,13 +167,6 @@ def tutorial_fill(device, dry: bool, deadline: float) -> list[dict]:
     return rows
 
 
-def copy_bandwidth(device, numel: int) -> float:
-    """Bytes per second of ``y.copy_(x)`` (read + write) on ``numel`` float32 elements."""
-    x, y = torch.rand(numel, device=device), torch.empty(numel, device=device)
-    s = _timed(lambda: y.copy_(x), device, warmup=3, repeats=10)
-    return 2 * 4 * numel / s
-
-
 def _sj_lif():
     """SpikingJelly's multi-step LIF with snnlab's dynamics (u = 0.5 u + I, hard reset to 0), or None."""
     try:
@@ -197,7 +186,7 @@ def _sj_lif():
 def neuron_rows(device, dry: bool) -> dict:
     """The fused LIF's neuron-steps/s and fraction of the copy bandwidth; SpikingJelly in the same run."""
     T, BN = (4, 2**12) if dry else (16, 2**22)
-    bw = copy_bandwidth(device, T * BN if not dry else 2**16)
+    bw = copy_bandwidth(device, 4 * (T * BN if not dry else 2**16), repeats=10)
     rows = []
     for dtype in (torch.float32, torch.bfloat16):
         x = torch.randn(T, 64, BN // 64, device=device, dtype=dtype).requires_grad_()

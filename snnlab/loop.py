@@ -362,11 +362,11 @@ def finish(run: Run, test_loader, given_bundle) -> None:
     """After the last epoch: ``results.json`` with the final row, the per-step accuracy, the temporal
     scalability (``eval_T``), the training time and the parts' phases."""
     config, history = run.config, run.history
+    if run.out is None or not history or history.last["epoch"] != config.epochs:
+        return
     T = T_at_epoch(config, config.epochs)
     if test_loader is None:  # resumed a finished run (e.g. a phase's run): nothing was trained
         test_loader = run.test_loader(T)
-    if run.out is None or not history or history.last["epoch"] != config.epochs:
-        return
     final = dict(history.last)
     final["acc_per_step"] = evaluate(run.model, test_loader, T, run.data.at(T).temporal, run.device, run.loss_fn,
                                      reduce=run.reduce)["acc_per_step"]

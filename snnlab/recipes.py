@@ -23,7 +23,6 @@ published number not re-checked.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 from .config import TrainConfig, core_options

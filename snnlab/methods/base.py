@@ -3,6 +3,7 @@
 A method is a part that the training loop (``snnlab.loop``) calls without knowing its name::
 
     from dataclasses import dataclass
+    import torch
     from snnlab.methods import Method, register
     from snnlab.options import option
 
