@@ -27,6 +27,7 @@ cores every op of every contender waits on its OpenMP team, and the timings meas
 
     python benchmarks/bench_neuron.py                       # T in {8, 32} x B*N in {2^14, 2^16, 2^19}
     python benchmarks/bench_neuron.py --T 8 --sizes 2^19 --repeats 31 --threads 1 2   # the headline case
+    python benchmarks/bench_neuron.py --family --T 8 --sizes 2^19 --threads 1 2   # every surrogate x reset
     python benchmarks/bench_neuron.py --gpu
     python benchmarks/bench_neuron.py --tiny                # seconds: a smoke test (tests/test_bench_neuron.py)
 """
@@ -42,6 +43,7 @@ from snnlab import surrogate
 from snnlab.neurons import LIF
 
 TAU, V_TH, WIDTH = 0.5, 1.0, 1.0
+X_MAX = 0.98  # p[t-1] < v_th gives u[t] < tau v_th + X_MAX < 2 v_th, so after a subtractive reset p[t] < v_th again
 
 
 def parse_size(s: str) -> int:
@@ -53,16 +55,52 @@ def parse_size(s: str) -> int:
     return n
 
 
-def contenders(device: torch.device) -> dict:
-    """``name -> callable(x) -> spikes [T, ...]`` for the four implementations (same dynamics)."""
-    fused = LIF(TAU, V_TH, "hard", False, surrogate.Triangle(WIDTH), backend="fused")
-    ref = LIF(TAU, V_TH, "hard", False, surrogate.Triangle(WIDTH), backend="reference")
+#: each framework's own surrogate of the same function, where it has one (``None``: it is given snnlab's
+#: surrogate object, which both accept as their spike function). Width w: rectangle ``Rect(alpha = 1/w)``,
+#: triangle ``PiecewiseQuadratic(alpha = 1/w)``, sigmoid slope ``k = 4 asinh(1)/w``, atan ``alpha = 4/(pi w)``.
+def native_surrogates(shape: str, width: float):
+    """``(snnTorch spike_grad or None, SpikingJelly surrogate_function or None)`` for ``shape`` at ``width``."""
+    snt = sj = None
+    try:
+        from snntorch import surrogate as snt_surrogate
+
+        if shape == "atan":
+            snt = snt_surrogate.atan(alpha=surrogate.ATan.alpha_from_width(width))
+        elif shape == "sigmoid":
+            snt = snt_surrogate.sigmoid(slope=surrogate.Sigmoid.k_from_width(width))
+    except ImportError:
+        pass
+    try:
+        from spikingjelly.activation_based import surrogate as sj_surrogate
+
+        sj = {"rectangle": lambda: sj_surrogate.Rect(alpha=1.0 / width),
+              "triangle": lambda: sj_surrogate.PiecewiseQuadratic(alpha=1.0 / width),
+              "sigmoid": lambda: sj_surrogate.Sigmoid(alpha=surrogate.Sigmoid.k_from_width(width)),
+              "atan": lambda: sj_surrogate.ATan(alpha=surrogate.ATan.alpha_from_width(width))}.get(shape, lambda: None)()
+    except ImportError:
+        pass
+    return snt, sj
+
+
+def contenders(device: torch.device, shape: str = "triangle", reset: str = "hard") -> dict:
+    """``name -> callable(x) -> spikes [T, ...]`` for the four implementations (same dynamics).
+
+    The reset is never detached (snnTorch's same-step reset, ``reset_delay=False``, always carries the spike's
+    gradient). snnTorch's subtractive reset also subtracts once more on the next step when the post-reset
+    membrane is still at or above threshold; ``make_input`` keeps every input below ``X_MAX`` so that this never
+    happens and the four compute the same recurrence (checked before timing).
+    """
+    sg = surrogate.get(shape, WIDTH)
+    fused = LIF(TAU, V_TH, reset, False, sg, backend="fused")
+    ref = LIF(TAU, V_TH, reset, False, surrogate.get(shape, WIDTH), backend="reference")
     out = {"snnlab fused": fused, "snnlab reference": ref}
+    snt_sg, sj_sg = native_surrogates(shape, WIDTH)
     try:
         import snntorch
 
-        leaky = snntorch.Leaky(beta=TAU, threshold=V_TH, spike_grad=surrogate.Triangle(WIDTH),
-                               reset_mechanism="zero", reset_delay=False).to(device)
+        leaky = snntorch.Leaky(beta=TAU, threshold=V_TH, spike_grad=snt_sg or surrogate.get(shape, WIDTH),
+                               reset_mechanism="zero" if reset == "hard" else "subtract",
+                               reset_delay=False).to(device)
 
         def snntorch_loop(x):
             mem = leaky.init_leaky()
@@ -77,10 +115,10 @@ def contenders(device: torch.device) -> dict:
         print("snnTorch is not installed: its column is left out")
     try:
         from spikingjelly.activation_based import neuron as sj_neuron
-        from spikingjelly.activation_based import surrogate as sj_surrogate
 
-        node = sj_neuron.LIFNode(tau=1.0 / (1.0 - TAU), decay_input=False, v_threshold=V_TH, v_reset=0.0,
-                                 surrogate_function=sj_surrogate.PiecewiseQuadratic(alpha=1.0 / WIDTH),
+        node = sj_neuron.LIFNode(tau=1.0 / (1.0 - TAU), decay_input=False, v_threshold=V_TH,
+                                 v_reset=0.0 if reset == "hard" else None,
+                                 surrogate_function=sj_sg or surrogate.get(shape, WIDTH),
                                  detach_reset=False, step_mode="m").to(device)
 
         def spikingjelly(x):
@@ -96,7 +134,10 @@ def contenders(device: torch.device) -> dict:
 def make_input(T: int, n: int, device, dtype=torch.float32, seed: int = 0):
     b = min(128, n)
     g = torch.Generator().manual_seed(seed)
-    x = (torch.randn(T, b, n // b, generator=g) * 0.8 + 0.6).to(device, dtype)  # ~40% of inputs above threshold
+    y = torch.randn(T, b, n // b, generator=g) * 0.8 + 0.6
+    # every input below X_MAX (reflected there, not clipped, so no ties): then the post-reset membrane stays below
+    # v_th, and snnTorch's extra next-step subtraction never fires (about a quarter of the neurons spike per step)
+    x = torch.where(y > X_MAX, 2 * X_MAX - y, y).to(device, dtype)
     gy = torch.randn(T, b, n // b, generator=g).to(device, dtype)
     return x, gy
 
@@ -172,6 +213,39 @@ def speed_table(Ts, sizes, repeats, threads_list, device) -> list[dict]:
     return rows
 
 
+def family_table(T, n, repeats, threads_list, device, shapes=surrogate.FAMILY, resets=("hard", "subtract")) -> list[dict]:
+    """Every surrogate of the family x both resets at one size: the four contenders, and the fused layer's
+    neuron-steps per second against the measured copy bandwidth (24 bytes per neuron-step in fp32: forward reads
+    I and writes s and u, backward reads dL/ds and u and writes dL/dI)."""
+    bw = copy_bandwidth(device, nbytes=1 << 28)
+    rows = []
+    for threads in threads_list:
+        torch.set_num_threads(threads)
+        bw = copy_bandwidth(device, nbytes=1 << 28)
+        print(f"\n## every surrogate and reset: forward + backward, fp32, {device}, T = {T}, B*N = {n}, threads = "
+              f"{threads}, median of {repeats} interleaved rounds (ms); copy bandwidth {bw / 1e9:.1f} GB/s")
+        print("| surrogate | reset | snnlab fused | snnTorch | SpikingJelly | vs snnTorch | vs SpikingJelly "
+              "| fused GB/s at 24 B/neuron-step | of copy bw |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        x, gy = make_input(T, n, device)
+        for shape in shapes:
+            for reset in resets:
+                fns = contenders(device, shape, reset)
+                check_agreement(fns, x[:, :, :64], gy[:, :, :64])
+                fns.pop("snnlab reference")  # checked against, not timed here (the size table times it)
+                med = time_interleaved(fns, x, gy, repeats)
+                base = med["snnlab fused"]
+                rate = 24 * T * n / base
+                cell = lambda k: f"{1e3 * med[k]:.2f}" if k in med else "-"  # noqa: E731
+                ratio = lambda k: f"{med[k] / base:.2f}x" if k in med else "-"  # noqa: E731
+                print(f"| {shape} | {reset} | {cell('snnlab fused')} | {cell('snnTorch Leaky')} | "
+                      f"{cell('SpikingJelly LIFNode')} | {ratio('snnTorch Leaky')} | {ratio('SpikingJelly LIFNode')} "
+                      f"| {rate / 1e9:.1f} | {rate / bw:.2f} |", flush=True)
+                rows.append({"threads": threads, "T": T, "neurons": n, "shape": shape, "reset": reset,
+                             "copy_bw": bw, **med})
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------------------
 # GPU: throughput against the bandwidth bound
 
@@ -243,13 +317,18 @@ def main(argv=None) -> dict:
     p.add_argument("--tiny", "--quick", action="store_true", help="tiny sizes, few repeats: a smoke test")
     p.add_argument("--gpu", action="store_true", help="Triton kernels on CUDA: throughput vs bandwidth bound")
     p.add_argument("--no-speed", action="store_true", help="skip the CPU speed table")
+    p.add_argument("--family", action="store_true",
+                   help="every surrogate x both resets at the first --T and --sizes (vs snnTorch and SpikingJelly, "
+                        "and the fraction of the copy bandwidth)")
     a = p.parse_args(argv)
     if a.repeats < 1 or any(t < 1 for t in a.T) or any(t < 1 for t in a.threads):
         p.error(f"--repeats, --T and --threads must be positive, got {a.repeats}, {a.T}, {a.threads}")
     if a.tiny:
         a.T, a.sizes, a.repeats = [4], [256], 2
     result = {}
-    if not a.no_speed:
+    if a.family:
+        result["family"] = family_table(a.T[0], a.sizes[0], a.repeats, a.threads, torch.device("cpu"))
+    elif not a.no_speed:
         result["speed"] = speed_table(a.T, a.sizes, a.repeats, a.threads, torch.device("cpu"))
     if a.gpu:
         gpu_report(a.T, a.sizes, a.repeats)

@@ -203,8 +203,8 @@ def _kernel(x: torch.Tensor, surrogate, impl: str) -> str:
     from .kernels import cpu_lif
 
     ok = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and kernels.shape_id(surrogate) is not None
-    if impl == "auto":  # where it measurably wins (benchmarks/bench_neuron.py); the exp shapes stay on PyTorch's ops
-        return "c" if ok and type(surrogate) in cpu_lif.AUTO_SHAPES and cpu_lif.available() else "torch"
+    if impl == "auto":  # where it measurably wins (benchmarks/bench_neuron.py --family)
+        return "c" if ok and type(surrogate) in cpu_lif.AUTO_SHAPES[x.dtype] and cpu_lif.available() else "torch"
     if impl == "c":
         if not ok:
             raise ValueError(f"impl='c' runs float32/float64 CPU tensors with the surrogates "

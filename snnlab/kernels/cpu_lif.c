@@ -9,7 +9,8 @@
        s[t] = u[t] >= v_th
        p[t] = u[t] - u[t] s[t]  (hard)   or   u[t] - v_th s[t]  (subtract)
    Backward, the adjoint recurrence (A) of snnlab.fused in the PyTorch path's operations (bitwise its gradients
-   for rectangle, triangle and atan; sigmoid and gaussian use libm's exp). Built with -ffp-contract=off so that
+   for rectangle, triangle and atan; sigmoid and gaussian use vexpf below in float32 and libm's exp in float64,
+   equal to rounding, with zeros where PyTorch's are). Built with -ffp-contract=off so that
    only the explicit fmas are fused.
    Shapes (snnlab.kernels.shape_id): 0 rectangle, 1 triangle, 2 sigmoid, 3 atan, 4 gaussian; their constants
    p1, p2 are computed in Python from the width (cpu_lif._shape_parameters). */
@@ -19,9 +20,31 @@
 #define BLOCK 1024
 #define INLINE static inline __attribute__((always_inline))
 
+/* exp for float32 in branch-free operations the compiler vectorises (the C library's expf is a scalar call):
+   n = round(x / ln 2), r = x - n ln 2 in two parts (Cody-Waite), e^r by Cephes' degree-6 polynomial, then the
+   scale 2^n applied as two halves so that results in the subnormal range round once, as a correctly rounded exp
+   would, and below about -104 become 0. Within a few ulp of exp over the normal range (tests/test_cpu_kernel.py). */
+INLINE float bits_to_float(int32_t i) { float f; __builtin_memcpy(&f, &i, 4); return f; }
+INLINE float vexpf(float x) {
+    x = x < -104.0f ? -104.0f : x;  /* ternaries, not fminf/fmaxf, vectorise; a NaN passes through */
+    x = x > 88.7228317f ? 88.7228317f : x;
+    float n = __builtin_rintf(x * 1.44269504088896341f);
+    float r = fmaf(n, -0.693359375f, x);
+    r = fmaf(n, 2.12194440e-4f, r);
+    float p = 1.9875691500e-4f;
+    p = fmaf(p, r, 1.3981999507e-3f);
+    p = fmaf(p, r, 8.3334519073e-3f);
+    p = fmaf(p, r, 4.1665795894e-2f);
+    p = fmaf(p, r, 1.6666665459e-1f);
+    p = fmaf(p, r, 5.0000001201e-1f);
+    float y = fmaf(p * r, r, r) + 1.0f;
+    int32_t k = (int32_t)n, k1 = k >> 1, k2 = k - k1;           /* 2^k = 2^k1 2^k2, each a normal float */
+    return (y * bits_to_float((k1 + 127) << 23)) * bits_to_float((k2 + 127) << 23);
+}
+
 /* Each row loop gets its flags as constants (the callers below spell out every combination), so that the
    compiler drops the branches and vectorises the loop. */
-#define DEFINE_LIF(T_, SUF, FMA, EXP)                                                                          \
+#define DEFINE_LIF(T_, SUF, FMA, EXP, OVF)                                                                          \
 INLINE void fwd_row_##SUF(const T_* xi, T_* si, T_* mi, T_* p, int64_t n, T_ tau, T_ vth, const int first,       \
                           const int hard, const int keep) {                                                     \
     for (int64_t i = 0; i < n; i++) {                                                                           \
@@ -68,14 +91,15 @@ static void grad_row_##SUF(const T_* u, T_* g, int64_t n, T_ vth, int shape, T_ 
                                               g[i] = (x < p1 && -x < p1) ? p2 : (T_)0; } break;                 \
     case 1: for (int64_t i = 0; i < n; i++) { T_ x = u[i] - vth, a = -(x < 0 ? -x : x) + p1;  /* triangle */     \
                                               g[i] = (a < 0 ? (T_)0 : a) * p2; } break;  /* max(w-|x|,0)/w^2 */ \
-    case 2: _Pragma("omp simd")                                         /* sigmoid: k sig(kx) sig(-kx) */       \
-            for (int64_t i = 0; i < n; i++) { T_ x = u[i] - vth, e = EXP(-p1 * (x < 0 ? -x : x));             \
-                                              g[i] = p1 * e / ((1 + e) * (1 + e)); } break;                     \
+    case 2: _Pragma("omp simd")                     /* sigmoid: k sig(kx) sig(-kx) = k e / (1 + e)^2, e = exp(-k|x|) */ \
+            for (int64_t i = 0; i < n; i++) { T_ x = u[i] - vth, a = p1 * (x < 0 ? -x : x), e = EXP(-a);       \
+                                              /* 0 where PyTorch's sig(-k|x|) is 0: exp(k|x|) overflows */      \
+                                              g[i] = a > OVF ? (T_)0 : p1 * e / ((1 + e) * (1 + e)); } break;    \
     case 3: for (int64_t i = 0; i < n; i++) { T_ z = ((u[i] - vth) * p1) / 2;  /* atan: (a/2) / (1 + z^2) */    \
                                               g[i] = ((T_)1 / (z * z + 1)) * p2; } break;                       \
-    default: { T_ r = (T_)1 / p1, c = (T_)(1 / sqrt(2 * M_PI)) * r;    /* gaussian, p1 = sigma */               \
-               _Pragma("omp simd")                                                                              \
-               for (int64_t i = 0; i < n; i++) { T_ z = (u[i] - vth) * r; g[i] = c * EXP(-(T_)0.5 * z * z); } } \
+    default: _Pragma("omp simd")                  /* gaussian: exp(-(x / sigma)^2 / 2) / (sqrt(2 pi) sigma) */       \
+             for (int64_t i = 0; i < n; i++) { T_ z = (u[i] - vth) / p1;      /* p1 = sigma, p2 = sqrt(2 pi) sigma */ \
+                                               g[i] = EXP(-(T_)0.5 * (z * z)) / p2; }                           \
     }                                                                                                           \
 }                                                                                                               \
                                                                                                                 \
@@ -134,5 +158,5 @@ void lif_backward_##SUF(const T_* gs, const T_* mem, const T_* gm, T_* gx, int64
     }                                                                                                           \
 }
 
-DEFINE_LIF(float, f32, fmaf, expf)
-DEFINE_LIF(double, f64, fma, exp)
+DEFINE_LIF(float, f32, fmaf, vexpf, 88.7228317f)
+DEFINE_LIF(double, f64, fma, exp, 709.782712893384)

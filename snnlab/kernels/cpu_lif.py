@@ -1,12 +1,13 @@
 """The C kernel of the fused LIF on the CPU (``cpu_lif.c``): built with the system C compiler on first use, cached.
 
-``snnlab.fused`` uses it for float32/float64 CPU tensors and the rectangle, triangle and atan surrogates when it
-builds (``impl="c"``: all five shapes);
+``snnlab.fused`` uses it for float32 CPU tensors with every surrogate of the family, and for float64 with the
+rectangle, triangle and atan, when it builds (``impl="c"``: all five shapes in both);
 otherwise (no compiler, a build error, ``SNNLAB_CPU_KERNEL=0``) the PyTorch ops run as before, and
 ``error()`` says why. It runs the PyTorch path's floating-point operations (fused multiply-adds where PyTorch's
 ``add``/``addcmul`` use them, the scalars rounded as PyTorch rounds them), so its spikes, membranes and, for the
 rectangle, triangle and atan surrogates, its gradients are bitwise the PyTorch path's; the sigmoid and gaussian
-derivatives call the C library's ``exp`` and agree to rounding (tests/test_cpu_kernel.py). Built once per source and machine into
+derivatives use the kernel's vectorised ``exp`` (float32) or the C library's (float64) and agree to rounding, with
+exact zeros where PyTorch's are (tests/test_cpu_kernel.py). Built once per source and machine into
 ``$SNNLAB_CACHE`` (default ``~/.cache/snnlab``)/kernels, written atomically; a build takes about a second.
 """
 from __future__ import annotations
@@ -25,12 +26,17 @@ import torch
 
 from .. import surrogate as _surrogate
 
-__all__ = ["available", "error", "forward", "backward", "library_path", "AUTO_SHAPES"]
+__all__ = ["available", "error", "forward", "backward", "library_path", "AUTO_SHAPES", "BITWISE_SHAPES"]
 
-#: the shapes ``impl="auto"`` runs here: those without an exponential. The sigmoid and gaussian derivatives call
-#: the C library's scalar ``exp``, which is slower than PyTorch's vectorised one (measured), so they stay on the
-#: PyTorch ops unless ``impl="c"`` is asked for.
-AUTO_SHAPES = (_surrogate.Rectangle, _surrogate.Triangle, _surrogate.ATan)
+#: the shapes ``impl="auto"`` runs here, per dtype: in float32 all five (the sigmoid and gaussian derivatives use
+#: the kernel's own vectorised ``exp``, equal to PyTorch's to rounding); in float64 those without an exponential,
+#: since the C library's scalar ``exp`` is slower than PyTorch's vectorised one (measured), so the float64 sigmoid
+#: and gaussian stay on the PyTorch ops unless ``impl="c"`` is asked for.
+AUTO_SHAPES = {torch.float32: (_surrogate.Rectangle, _surrogate.Triangle, _surrogate.Sigmoid, _surrogate.ATan,
+                               _surrogate.Gaussian),
+               torch.float64: (_surrogate.Rectangle, _surrogate.Triangle, _surrogate.ATan)}
+#: the shapes whose gradients are bitwise the PyTorch path's (the others agree to rounding)
+BITWISE_SHAPES = (_surrogate.Rectangle, _surrogate.Triangle, _surrogate.ATan)
 
 _SRC = Path(__file__).with_name("cpu_lif.c")
 _FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC"]
@@ -129,7 +135,8 @@ def _shape_parameters(surrogate, width: float) -> tuple[float, float]:
     if kind is _surrogate.ATan:
         a = _surrogate.ATan.alpha_from_width(w)
         return math.pi * a, a / 2
-    return w / (2 * math.sqrt(2 * math.log(2))), 0.0  # Gaussian: sigma
+    sigma = w / (2 * math.sqrt(2 * math.log(2)))
+    return sigma, math.sqrt(2 * math.pi) * sigma  # Gaussian
 
 
 def backward(grad_spk, mem, tau, v_th, hard, detach_reset, shape: int, surrogate, width, grad_mem=None):
