@@ -3,10 +3,11 @@
 Every configuration runs in its own process (malloc tuning is process-wide, set at ``import snnlab``), switched
 with the environment variables the library reads, in this order (each row adds one change):
 
-    baseline           SNNLAB_FAST_POOL=0 SNNLAB_MALLOC_TUNE=0 SNNLAB_CPU_KERNEL=0
+    baseline           SNNLAB_FAST_POOL=0 SNNLAB_MALLOC_TUNE=0 SNNLAB_CPU_KERNEL=0 SNNLAB_FAST_BN=0
     + exact 2x2 pool   (snnlab.layers._AvgPool2x2)
     + malloc tuning    (snnlab.cpu.tune_malloc)
-    + C LIF kernel     (snnlab.kernels.cpu_lif)
+    + C LIF and pool   (snnlab.kernels.cpu_lif, cpu_pool)
+    + C BatchNorm      (snnlab.kernels.cpu_bn)
 
 Each process builds the same seeded model and input, takes 5 warm-up steps, then the median of ``--repeats`` steps;
 the rows alternate over ``--rounds`` rounds and the table gives each row's median over the rounds. Checked: every
@@ -22,11 +23,10 @@ import statistics
 import subprocess
 import sys
 
-ROWS = {
-    "baseline": {"SNNLAB_FAST_POOL": "0", "SNNLAB_MALLOC_TUNE": "0", "SNNLAB_CPU_KERNEL": "0"},
-    "+ exact 2x2 pool": {"SNNLAB_FAST_POOL": "1", "SNNLAB_MALLOC_TUNE": "0", "SNNLAB_CPU_KERNEL": "0"},
-    "+ malloc tuning": {"SNNLAB_FAST_POOL": "1", "SNNLAB_MALLOC_TUNE": "1", "SNNLAB_CPU_KERNEL": "0"},
-    "+ C LIF kernel": {"SNNLAB_FAST_POOL": "1", "SNNLAB_MALLOC_TUNE": "1", "SNNLAB_CPU_KERNEL": "1"},
+_SWITCHES = ("SNNLAB_FAST_POOL", "SNNLAB_MALLOC_TUNE", "SNNLAB_CPU_KERNEL", "SNNLAB_FAST_BN")
+ROWS = {  # row k switches on the first k changes
+    name: {v: "1" if i < k else "0" for i, v in enumerate(_SWITCHES)}
+    for k, name in enumerate(["baseline", "+ exact 2x2 pool", "+ malloc tuning", "+ C LIF and pool kernels", "+ C BatchNorm"])
 }
 
 CHILD = r"""

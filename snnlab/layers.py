@@ -15,6 +15,8 @@ import os
 import torch
 from torch import nn
 
+from .kernels import cpu_bn, cpu_pool
+
 __all__ = ["TimeMerged", "DirectEncoder", "Readout", "merge_time", "split_time", "ConvBNSpike", "to_time_first",
            "encode", "check_T"]
 
@@ -54,13 +56,16 @@ class _AvgPool2x2(torch.autograd.Function):
 
     The same floating-point operations as ``torch.nn.functional.avg_pool2d(x, 2)`` on the CPU (the window summed
     row by row, ``((x00 + x01) + x10) + x11``, then times 1/4, exact for a power of two), so the result is bitwise
-    the same (tested), in about a third of the time: four strided adds over the input instead of a per-window
-    loop. The backward spreads ``g / 4`` over each window (also bitwise avg_pool2d's); when a graph of the backward
-    is wanted (double backward), it is written with differentiable view ops.
+    the same (tested), faster: in C (``snnlab.kernels.cpu_pool``, one pass) when it builds, else four strided adds
+    over the input instead of a per-window loop. The backward spreads ``g / 4`` over each window (also bitwise
+    avg_pool2d's); when a graph of the backward is wanted (double backward), it is written with differentiable
+    view ops.
     """
 
     @staticmethod
     def forward(ctx, x):
+        if cpu_pool.available():  # the same operations in C, one pass (snnlab.kernels.cpu_pool)
+            return cpu_pool.forward(x)
         n, c, h, w = x.shape
         s = x.view(n, c, h // 2, 2, w // 2, 2)
         out = torch.add(s[:, :, :, 0, :, 0], s[:, :, :, 0, :, 1])
@@ -69,8 +74,11 @@ class _AvgPool2x2(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         n, c, h, w = g.shape
+        grad_graph = torch.is_grad_enabled()  # create_graph=True: differentiable ops only
+        if not grad_graph and cpu_pool.available() and g.dtype in (torch.float32, torch.float64):
+            return cpu_pool.backward(g.contiguous())
         q = g * 0.25
-        if torch.is_grad_enabled():  # create_graph=True: differentiable ops only
+        if grad_graph:
             row = q.unsqueeze(-1).expand(n, c, h, w, 2).reshape(n, c, h, 2 * w)
             return row.unsqueeze(3).expand(n, c, h, 2, 2 * w).reshape(n, c, 2 * h, 2 * w)
         out = torch.empty(n, c, h, 2, w, 2, dtype=g.dtype, device=g.device)
@@ -100,7 +108,9 @@ def _fast_pool_applies(m: nn.Module, x: torch.Tensor) -> bool:
 class TimeMerged(nn.Sequential):
     """Apply stateless ``modules`` (in sequence) to ``[T, B, ...]`` as one call on ``[T*B, ...]``.
 
-    A plain ``nn.AvgPool2d(2)`` on a CPU batch runs as ``_AvgPool2x2`` (bitwise the same result, faster).
+    On a CPU batch, a plain ``nn.AvgPool2d(2)`` runs as ``_AvgPool2x2`` and a plain ``nn.BatchNorm2d`` in training
+    mode through ``snnlab.kernels.cpu_bn`` (each bitwise the module's own result, faster; ``SNNLAB_FAST_POOL=0``,
+    ``SNNLAB_FAST_BN=0`` switch them off).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,7 +119,12 @@ class TimeMerged(nn.Sequential):
         T = x.shape[0]
         y = merge_time(x)
         for m in self:
-            y = _AvgPool2x2.apply(y) if _fast_pool_applies(m, y) else m(y)
+            if _fast_pool_applies(m, y):
+                y = _AvgPool2x2.apply(y)
+            elif type(m) is nn.BatchNorm2d:
+                y = cpu_bn.batch_norm(m, y)  # m(y) itself where the kernel does not apply
+            else:
+                y = m(y)
         return split_time(y, T)
 
 

@@ -11,10 +11,23 @@ from snnlab.losses import sdt_loss
 from snnlab.models import build_model
 
 
+@pytest.fixture(params=["c", "torch"])
+def pool_impl(request, monkeypatch):
+    """Both implementations of _AvgPool2x2: the C kernel (snnlab.kernels.cpu_pool) and its PyTorch ops."""
+    from snnlab.kernels import cpu_pool
+
+    if request.param == "c":
+        if not cpu_pool.available():
+            pytest.skip(f"the C pool kernel did not build: {cpu_pool.error()}")
+    else:
+        monkeypatch.setattr(cpu_pool, "available", lambda: False)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("shape", [(3, 2, 4, 4), (5, 3, 6, 10), (1, 1, 2, 2), (512, 16, 24, 24)])
 @pytest.mark.parametrize("kind", ["spikes", "normal", "wide"])
-def test_bitwise_avg_pool2d_forward_and_backward(dtype, shape, kind):
+def test_bitwise_avg_pool2d_forward_and_backward(dtype, shape, kind, pool_impl):
     g = torch.Generator().manual_seed(sum(shape))
     x = {"spikes": (torch.rand(shape, generator=g) < 0.3).to(dtype),
          "normal": torch.randn(shape, generator=g, dtype=dtype),
@@ -28,7 +41,7 @@ def test_bitwise_avg_pool2d_forward_and_backward(dtype, shape, kind):
     assert torch.equal(a.grad, b.grad)
 
 
-def test_double_backward_equals_avg_pool2d():
+def test_double_backward_equals_avg_pool2d(pool_impl):
     x = torch.randn(2, 3, 4, 6, dtype=torch.float64, requires_grad=True)
     v = torch.randn_like(x)
 

@@ -13,18 +13,13 @@ exact zeros where PyTorch's are (tests/test_cpu_kernel.py). Built once per sourc
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import math
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import torch
 
 from .. import surrogate as _surrogate
+from . import cbuild
 
 __all__ = ["available", "error", "forward", "backward", "library_path", "AUTO_SHAPES", "BITWISE_SHAPES"]
 
@@ -39,54 +34,26 @@ AUTO_SHAPES = {torch.float32: (_surrogate.Rectangle, _surrogate.Triangle, _surro
 BITWISE_SHAPES = (_surrogate.Rectangle, _surrogate.Triangle, _surrogate.ATan)
 
 _SRC = Path(__file__).with_name("cpu_lif.c")
-_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC"]
 _state: dict = {}
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("SNNLAB_CACHE") or Path.home() / ".cache" / "snnlab") / "kernels"
 
 
 def library_path() -> Path:
     """Where the built library is (or would be): one file per source, flags and machine."""
-    key = hashlib.sha256(_SRC.read_bytes() + " ".join(_FLAGS).encode() + platform.machine().encode()
-                         + platform.node().encode()).hexdigest()[:16]
-    return _cache_dir() / f"cpu_lif-{key}.so"
-
-
-def _build(out: Path) -> None:
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        raise RuntimeError("no C compiler (cc or gcc) on PATH")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        lib = Path(tmp) / out.name
-        errors = []
-        for extra in (["-fopenmp"], []):  # OpenMP when the compiler has it
-            r = subprocess.run([cc, *_FLAGS, *extra, str(_SRC), "-o", str(lib), "-lm"], capture_output=True,
-                               text=True)
-            if r.returncode == 0:
-                os.replace(lib, out)  # atomic: a concurrent build or a crash never leaves half a library
-                return
-            errors.append(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}")
-        raise RuntimeError(f"{cc} failed: {errors[-1]}")
+    return cbuild.library_path(_SRC)
 
 
 def _load():
     if "lib" in _state or "error" in _state:
         return _state.get("lib")
     try:
-        if os.environ.get("SNNLAB_CPU_KERNEL", "1").strip() in ("0", "false", "no", "off"):
+        if cbuild.switched_off("SNNLAB_CPU_KERNEL"):
             raise RuntimeError("switched off by SNNLAB_CPU_KERNEL=0")
-        path = library_path()
-        if not path.exists():
-            _build(path)
-        lib = ctypes.CDLL(str(path))
         p, i64, d, i = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int
+        sig = {}
         for suf in ("f32", "f64"):
-            getattr(lib, f"lif_forward_{suf}").argtypes = [p, p, p, p, i64, i64, d, d, i, i]
-            getattr(lib, f"lif_backward_{suf}").argtypes = [p, p, p, p, i64, i64, d, d, d, d, i, i, i, d, d, i]
-        _state["lib"] = lib
+            sig[f"lif_forward_{suf}"] = [p, p, p, p, i64, i64, d, d, i, i]
+            sig[f"lif_backward_{suf}"] = [p, p, p, p, i64, i64, d, d, d, d, i, i, i, d, d, i]
+        _state["lib"] = cbuild.load(_SRC, sig)
     except (OSError, RuntimeError) as e:
         _state["error"] = f"{type(e).__name__}: {e}"
     return _state.get("lib")
@@ -106,8 +73,7 @@ def error() -> str | None:
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 
 
-def _ptr(t: torch.Tensor | None):
-    return None if t is None else ctypes.c_void_p(t.data_ptr())
+_ptr = cbuild.ptr
 
 
 def forward(x: torch.Tensor, tau: float, v_th: float, hard: bool, keep_mem: bool):
