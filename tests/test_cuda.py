@@ -70,7 +70,7 @@ def test_fused_kernel_matches_the_reference_loop(device, shape, reset, dtype, la
 
 
 def _shape(name: str) -> tuple:
-    return {"vggsnn": (2, 32, 32), "tutorial": (2, 24, 24), "mlp": (1, 8, 8)}.get(name, (3, 32, 32))
+    return {"vggsnn": (2, 32, 32), "tutorial": (2, 24, 24), "tutorial1d": (1, 40), "mlp": (1, 8, 8)}.get(name, (3, 32, 32))
 
 
 @pytest.mark.parametrize("family, name", [("snn", n) for n in MODELS] + [("dsr", n) for n in DSR_MODELS])

@@ -319,8 +319,8 @@ def test_dvs_loader_batches_time_second(dvs):
 
 def test_unknown_dataset():
     with pytest.raises(ValueError, match=re.escape(
-            "unknown dataset 'mnist'; available: 'digits', 'dvs-digits', 'cifar10', 'cifar100', 'dvs-cifar10', "
-            "'imagenet'")):
+            "unknown dataset 'mnist'; available: 'digits', 'dvs-digits', 'mnist1d', 'mnist1d-seq', 'cifar10', "
+            "'cifar100', 'dvs-cifar10', 'imagenet'")):
         D.load("mnist")
 
 

@@ -47,9 +47,11 @@ def test_time_merged_rejects_1d():
         layers.TimeMerged(nn.Identity())(torch.randn(3))
 
 
-@pytest.mark.parametrize("shape", [(1, 8, 8), (2, 24, 24)])
+@pytest.mark.parametrize("shape", [(1, 8, 8), (2, 24, 24), (1, 40), (2, 17)])
 @pytest.mark.parametrize("name", [n for n in models.MODELS if n not in PAPER_MODELS])  # those: test_paper_models.py
 def test_model_shapes_and_gradients(name, shape):
+    if (name == "tutorial1d") != (len(shape) == 2) and name != "mlp":  # 1-D signals for the 1-D model only
+        pytest.skip(f"{name} does not take {len(shape)}-D frames")
     torch.manual_seed(0)
     m = models.build_model(name, shape, 10)
     x = torch.rand(3, 5, *shape) * 2

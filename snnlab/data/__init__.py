@@ -2,6 +2,8 @@
 
 * ``digits`` and ``dvs-digits`` ship with the install: scikit-learn's 8x8 digits, and the same digits seen by a
   simulated event camera (``snnlab.data.embedded``: the camera model, ``simulate_events``, and its cache).
+* ``mnist1d`` and ``mnist1d-seq``: Greydanus' MNIST-1D, generated offline by the ``mnist1d`` package (static
+  ``[1, 40]`` signals, or the same signals fed one sample per time step; ``snnlab.data.mnist1d``).
 * ``"cifar10"``, ``"cifar100"``, ``"dvs-cifar10"`` (CIFAR10-DVS) and ``"imagenet"`` are read from files you
   put on disk yourself (``snnlab.data.real``, the dispatcher, and the readers ``cifar``, ``cifar10_dvs``,
   ``imagenet``); nothing is downloaded.
@@ -18,7 +20,7 @@ layout ``[T, B, ...]``.
 from __future__ import annotations
 
 from ..layers import to_time_first
-from . import bundle, cache, catalog, cifar, cifar10_dvs, embedded, imagenet, real, sources
+from . import bundle, cache, catalog, cifar, cifar10_dvs, embedded, imagenet, mnist1d, real, sources
 from .bundle import DataBundle, default_root
 from .catalog import DATASETS, EMBEDDED, PLANNED, REAL, TEMPORAL, load
 from .embedded import BACKGROUND, DEFAULT_T, DVS_DEFAULTS, OBJECT_SIZE, events_from_log_intensity, simulate_events

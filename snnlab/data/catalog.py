@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import os
 
-from . import embedded, real
+from . import embedded, mnist1d, real
 from .bundle import DataBundle, names
 
 __all__ = ["DATASETS", "EMBEDDED", "REAL", "TEMPORAL", "PLANNED", "load"]
 
-EMBEDDED = embedded.EMBEDDED  #: ship with the install (generated from scikit-learn's digits)
+EMBEDDED = embedded.EMBEDDED + mnist1d.MNIST1D  #: ship with the install (generated offline: scikit-learn's digits, MNIST-1D)
 REAL = real.REAL_DATASETS  #: read from files on disk (``snnlab.data.real``)
 DATASETS = EMBEDDED + REAL  #: the names ``load`` accepts
-TEMPORAL = ("dvs-digits", "dvs-cifar10")  #: data sets whose samples are already event frames ``[T, C, H, W]``
+TEMPORAL = ("dvs-digits", "dvs-cifar10", "mnist1d-seq")  #: data sets whose samples are already event frames ``[T, C, H, W]``
 PLANNED: tuple = ()  #: names reserved for a later version (none now)
 
 
@@ -26,10 +26,11 @@ def load(
     """Load a data set as a ``DataBundle``.
 
     Args:
-        name: one of ``DATASETS``: ``"digits"``, ``"dvs-digits"`` (embedded), ``"cifar10"``, ``"cifar100"``,
+        name: one of ``DATASETS``: ``"digits"``, ``"dvs-digits"``, ``"mnist1d"``, ``"mnist1d-seq"`` (embedded:
+            generated offline; ``snnlab.data.mnist1d``), ``"cifar10"``, ``"cifar100"``,
             ``"dvs-cifar10"``, ``"imagenet"`` (files on disk: ``snnlab.data.real``).
         T: frames per sample, for event data only (dvs-digits: default 8; dvs-cifar10: default 10, 20 with
-            preprocess="dsr"). Static data take no T: the model's encoder repeats each image T times.
+            preprocess="dsr"; mnist1d-seq: 40, one signal sample per step). Static data take no T: the model's encoder repeats each image T times.
         root: data folder (default: ``default_root()``): the cache of dvs-digits, and where the papers'
             datasets are read from (``root/cifar-10-batches-py``, ``root/dvs-cifar10``, ...).
         seed: seed of the event-camera simulation (dvs-digits only). The train/test split never depends on it.
@@ -56,4 +57,6 @@ def load(
         raise ValueError(f"unknown dataset {name!r}; available: {names(DATASETS)}")
     if key in REAL:
         return real.load(key, T=T, root=root, **kwargs)
+    if key in mnist1d.MNIST1D:  # generated, fixed: no root, and the split never depends on a seed
+        return mnist1d.load(key, T=T, **kwargs)
     return embedded.load(key, T=T, root=root, seed=seed, **kwargs)

@@ -18,13 +18,15 @@ from ..layers import ConvBNSpike, Readout, TimeMerged  # noqa: F401 -- the same
 from . import dsr, factory, papers, tutorial
 from .factory import NEURONS, make_neuron
 from .papers import PAPER_MODELS
-from .tutorial import SpikingMLP, TutorialSNN
+from .tutorial import SpikingMLP, TutorialSNN, TutorialSNN1d
 
-__all__ = ["make_neuron", "TutorialSNN", "SpikingMLP", "MODELS", "build_model", "NEURONS", "PAPER_MODELS"]
+__all__ = ["make_neuron", "TutorialSNN", "TutorialSNN1d", "SpikingMLP", "MODELS", "build_model", "NEURONS", "PAPER_MODELS"]
 
 #: the models ``build_model`` and ``TrainConfig(model=...)`` know: the small ones (``tutorial``: "tutorial",
-#: "mlp") and the papers' (``papers``: "resnet19", "vggsnn", "spiking-resnet34", "sew-resnet34")
-MODELS: dict[str, type[nn.Module]] = {"tutorial": TutorialSNN, "mlp": SpikingMLP, **PAPER_MODELS}
+#: "tutorial1d" for 1-D signals, "mlp" for any input) and the papers' (``papers``: "resnet19", "vggsnn",
+#: "spiking-resnet34", "sew-resnet34")
+MODELS: dict[str, type[nn.Module]] = {"tutorial": TutorialSNN, "tutorial1d": TutorialSNN1d, "mlp": SpikingMLP,
+                                      **PAPER_MODELS}
 
 
 def build_model(name: str, input_shape, num_classes: int, neuron=None, **kwargs) -> nn.Module:

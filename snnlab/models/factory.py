@@ -11,7 +11,8 @@ from torch import nn
 
 from .. import neurons
 
-__all__ = ["NEURONS", "make_neuron", "neuron_factory", "check_shape", "check_classes", "init_resnet"]
+__all__ = ["NEURONS", "make_neuron", "neuron_factory", "check_shape", "check_shape_1d", "check_any_shape",
+           "check_classes", "init_resnet"]
 
 NEURONS = ("lif", "if")
 
@@ -62,6 +63,32 @@ def check_shape(input_shape, min_hw: int = 1, why: str = "") -> tuple[int, int, 
     if min(shape[1:]) < min_hw:
         raise ValueError(f"input_shape {input_shape!r} is too small: {why}")
     return shape  # type: ignore[return-value]
+
+
+def _ints(input_shape) -> tuple:
+    try:
+        return tuple(int(s) for s in input_shape)
+    except (TypeError, ValueError):
+        return ()
+
+
+def check_shape_1d(input_shape, min_len: int = 1, why: str = "") -> tuple[int, int]:
+    """``input_shape`` as ``(channels, length)`` ints >= 1 with length >= ``min_len``; else ValueError."""
+    shape = _ints(input_shape)
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f"input_shape must be (channels, length) for a 1-D model, got {input_shape!r}")
+    if shape[1] < min_len:
+        raise ValueError(f"input_shape {input_shape!r} is too short: {why}")
+    return shape  # type: ignore[return-value]
+
+
+def check_any_shape(input_shape) -> tuple:
+    """``input_shape`` as a non-empty tuple of ints >= 1 (a model that flattens its input takes any); else ValueError."""
+    shape = _ints(input_shape)
+    if not shape or min(shape) < 1:
+        raise ValueError(f"input_shape must be a non-empty tuple of positive sizes, e.g. (1, 8, 8) or (1, 40), "
+                         f"got {input_shape!r}")
+    return shape
 
 
 def check_classes(num_classes) -> int:

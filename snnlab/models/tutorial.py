@@ -1,4 +1,5 @@
-"""The small models for the embedded data: ``TutorialSNN`` and ``SpikingMLP``, ``[T, B, C, H, W] -> [T, B, classes]``.
+"""The small models for the embedded data: ``TutorialSNN`` and ``SpikingMLP`` (``[T, B, C, H, W] -> [T, B, classes]``),
+and ``TutorialSNN1d`` for 1-D signals (``[T, B, C, L]``, MNIST-1D).
 
 Static images are repeated T times *before* the model (``snnlab.layers.DirectEncoder``), so the same model
 serves static and event data, and can be evaluated at any T (TET's temporal scalability).
@@ -11,9 +12,9 @@ from collections.abc import Callable
 from torch import nn
 
 from ..layers import ConvBNSpike, Readout, TimeMerged
-from .factory import check_shape, make_neuron
+from .factory import check_any_shape, check_classes, check_shape, check_shape_1d, make_neuron, neuron_factory
 
-__all__ = ["TutorialSNN", "SpikingMLP", "conv_trunk"]
+__all__ = ["TutorialSNN", "TutorialSNN1d", "SpikingMLP", "conv_trunk"]
 
 
 def conv_trunk(shape: tuple[int, int, int], channels: tuple[int, int],
@@ -59,12 +60,42 @@ class TutorialSNN(nn.Module):
         return self.readout(self.features(x))
 
 
+class TutorialSNN1d(nn.Module):
+    """``TutorialSNN`` for 1-D signals (MNIST-1D): ``[T,B,C,L] -> conv1d(3)-BN-LIF -> avgpool2 -> conv1d(3)-BN-LIF
+    -> avgpool2 -> linear -> [T,B,classes]``.
+
+    Args:
+        input_shape: ``(C, L)`` of one frame, e.g. ``(1, 40)`` for ``mnist1d``; L >= 4.
+        num_classes: outputs per step.
+        channels: widths of the two conv blocks.
+        neuron: a zero-argument callable returning a fresh spiking module (default ``make_neuron()``).
+    """
+
+    def __init__(self, input_shape=(1, 40), num_classes: int = 10, channels: tuple[int, int] = (16, 32),
+                 neuron: Callable[[], nn.Module] | None = None):
+        super().__init__()
+        c, length = check_shape_1d(input_shape, min_len=4, why="two 2x poolings need a length of at least 4")
+        make = neuron_factory(neuron)
+        c1, c2 = channels
+        self.features = nn.Sequential(
+            TimeMerged(nn.Conv1d(c, c1, 3, padding=1, bias=False), nn.BatchNorm1d(c1)), make(),
+            TimeMerged(nn.AvgPool1d(2)),
+            TimeMerged(nn.Conv1d(c1, c2, 3, padding=1, bias=False), nn.BatchNorm1d(c2)), make(),
+            TimeMerged(nn.AvgPool1d(2)),
+        )
+        self.readout = Readout(c2 * (length // 4), check_classes(num_classes))
+
+    def forward(self, x):
+        return self.readout(self.features(x))
+
+
 class SpikingMLP(nn.Module):
-    """``flatten -> linear -> BN -> LIF -> linear readout``: the smallest model, for quick experiments."""
+    """``flatten -> linear -> BN -> LIF -> linear readout``: the smallest model, for quick experiments; any
+    ``input_shape`` (images ``(C, H, W)``, signals ``(C, L)``, features ``(F,)``)."""
 
     def __init__(self, input_shape=(1, 8, 8), num_classes: int = 10, hidden: int = 128, neuron=None):
         super().__init__()
-        n_in = math.prod(check_shape(input_shape))
+        n_in = math.prod(check_any_shape(input_shape))
         neuron = neuron or make_neuron
         self.hidden = nn.Sequential(
             TimeMerged(nn.Flatten(), nn.Linear(n_in, hidden, bias=False), nn.BatchNorm1d(hidden)), neuron()
