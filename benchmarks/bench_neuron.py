@@ -217,7 +217,6 @@ def family_table(T, n, repeats, threads_list, device, shapes=surrogate.FAMILY, r
     """Every surrogate of the family x both resets at one size: the four contenders, and the fused layer's
     neuron-steps per second against the measured copy bandwidth (24 bytes per neuron-step in fp32: forward reads
     I and writes s and u, backward reads dL/ds and u and writes dL/dI)."""
-    bw = copy_bandwidth(device, nbytes=1 << 28)
     rows = []
     for threads in threads_list:
         torch.set_num_threads(threads)

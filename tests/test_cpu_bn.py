@@ -112,7 +112,7 @@ def test_used_only_where_it_applies():
 def test_self_check_rejects_a_kernel_that_differs():
     if not cpu_bn.available():
         pytest.skip(cpu_bn.error())
-    lanes = cpu_bn._state["lanes"]
+    lanes = cpu_bn.lanes()
     assert cpu_bn.self_check(lanes) is None
     wrong = 16 if lanes == 8 else 8  # the other vector width sums the backward's planes in another order
     assert "differs from PyTorch's" in cpu_bn.self_check(wrong)

@@ -68,11 +68,13 @@ def load(name: str, *, T: int | None = None, **kwargs) -> DataBundle:
         if T is not None:
             raise ValueError(f"'mnist1d' is static, so load() takes no T (got T={T!r}): the model's encoder repeats "
                              "the signal T times. For one signal sample per time step use 'mnist1d-seq'.")
-        return DataBundle(name=name, train=TensorDataset(x.unsqueeze(1), y), test=TensorDataset(x_test.unsqueeze(1),
-                          y_test), num_classes=10, input_shape=(1, 40), temporal=False, T=None, info=info)
-    if T is not None and T != SEQ_T:
-        raise ValueError(f"'mnist1d-seq' feeds one of the signal's {SEQ_T} samples per time step, so T must be "
-                         f"{SEQ_T} (or None); got T={T!r}")
-    info["encoding"] = "one sample per time step"
-    return DataBundle(name=name, train=TensorDataset(x.unsqueeze(2), y), test=TensorDataset(x_test.unsqueeze(2),
-                      y_test), num_classes=10, input_shape=(1,), temporal=True, T=SEQ_T, info=info)
+        dim, input_shape, steps = 1, (1, 40), None  # [1, 40]
+    else:
+        if T is not None and T != SEQ_T:
+            raise ValueError(f"'mnist1d-seq' feeds one of the signal's {SEQ_T} samples per time step, so T must be "
+                             f"{SEQ_T} (or None); got T={T!r}")
+        info["encoding"] = "one sample per time step"
+        dim, input_shape, steps = 2, (1,), SEQ_T  # [40, 1]
+    return DataBundle(name=name, train=TensorDataset(x.unsqueeze(dim), y),
+                      test=TensorDataset(x_test.unsqueeze(dim), y_test), num_classes=10, input_shape=input_shape,
+                      temporal=steps is not None, T=steps, info=info)

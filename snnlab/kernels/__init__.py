@@ -1,8 +1,12 @@
-"""Device kernels for snnlab's spiking layers (optional; everything has a PyTorch fallback).
+"""Device kernels for snnlab's layers (optional; everything has a PyTorch fallback).
 
 ``triton_lif``: the fused multi-step LIF forward and backward as Triton kernels, used automatically by
 ``snnlab.fused`` (and so by ``snnlab.neurons.LIF``'s default ``backend="fused"``) for CUDA tensors when Triton
 imports. Importing this package does not import Triton; ``triton_available()`` does, once.
+
+On the CPU, small C kernels built on first use (``cbuild``): ``cpu_lif`` (the fused LIF), ``cpu_bn`` (BatchNorm2d
+in training mode) and ``cpu_pool`` (2x2 average pooling), each computing bitwise what the PyTorch ops it
+replaces compute.
 """
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 
 Each source is compiled on first use into ``$SNNLAB_CACHE`` (default ``~/.cache/snnlab``)/kernels, one file per
 source, flags and machine, written atomically (a concurrent build or a crash never leaves half a library); a
-build takes about a second. ``load`` returns the ``ctypes`` library or raises ``RuntimeError``/``OSError`` with the
-reason (no compiler, a build error); callers turn that into their PyTorch fallback.
+build takes about a second. ``Kernel`` is what each kernel module holds: its library, loaded once per process, or
+the reason it is not there (no compiler, a build error, switched off, a failed check), which callers turn into
+their PyTorch fallback.
 """
 from __future__ import annotations
 
@@ -60,6 +61,40 @@ def load(src: Path, signatures: dict) -> ctypes.CDLL:
 
 def switched_off(variable: str) -> bool:
     return os.environ.get(variable, "1").strip().lower() in ("0", "false", "no", "off")
+
+
+class Kernel:
+    """One C source of this folder, built and loaded on first use, once per process.
+
+    ``lib()`` is the ``ctypes`` library, or None when it cannot be used: ``switch=0`` in the environment, no
+    compiler, a failed build, or ``check(lib)`` raising ``RuntimeError``; ``error()`` then says why.
+    """
+
+    def __init__(self, source: str, signatures: dict, switch: str, check=None):
+        self.src = Path(__file__).with_name(source)
+        self.signatures, self.switch, self.check = signatures, switch, check
+        self._tried, self._lib, self._error = False, None, None
+
+    def lib(self):
+        if not self._tried:
+            self._tried = True
+            try:
+                if switched_off(self.switch):
+                    raise RuntimeError(f"switched off by {self.switch}=0")
+                lib = load(self.src, self.signatures)
+                if self.check is not None:
+                    self.check(lib)
+                self._lib = lib
+            except (OSError, RuntimeError) as e:
+                self._error = f"{type(e).__name__}: {e}"
+        return self._lib
+
+    def available(self) -> bool:
+        return self.lib() is not None
+
+    def error(self) -> str | None:
+        self.lib()
+        return self._error
 
 
 def ptr(t):

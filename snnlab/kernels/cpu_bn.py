@@ -17,7 +17,6 @@ runs through PyTorch's own batch_norm, recomputed from the saved input.
 from __future__ import annotations
 
 import ctypes
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -25,42 +24,48 @@ from torch import nn
 
 from . import cbuild
 
-__all__ = ["available", "error", "applies", "batch_norm", "self_check"]
+__all__ = ["available", "error", "lanes", "applies", "batch_norm", "self_check"]
 
-_SRC = Path(__file__).with_name("cpu_bn.c")
-_state: dict = {}
 _LANES = (8, 16)  # PyTorch's vector widths for float32 (AVX2, AVX512); the self-check picks the one that matches
+_picked: dict = {}  # "lanes": the width that passed the check
 
 
-def _lib():
-    if "lib" not in _state and "error" not in _state:
-        try:
-            if cbuild.switched_off("SNNLAB_FAST_BN"):
-                raise RuntimeError("switched off by SNNLAB_FAST_BN=0")
-            p, i64, d, i = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int
-            _state["lib"] = cbuild.load(_SRC, {
-                "bn_forward_f32": [p, p, i64, i64, i64, p, p, p, p, p, p, d, d, p, p, i],
-                "bn_backward_f32": [p, p, p, p, p, i64, i64, i64, p, p, p, i, p, i],
-            })
-            _state["lanes"] = _pick_lanes()
-        except (OSError, RuntimeError) as e:
-            _state.pop("lib", None)
-            _state["error"] = f"{type(e).__name__}: {e}"
-    return _state.get("lib")
+def _check(lib) -> None:
+    """The kernel's bitwise check against PyTorch (``cbuild.Kernel``'s ``check``): keep the first vector width that
+    passes, or raise RuntimeError saying what differed with each."""
+    why = []
+    for lanes in _LANES:
+        problem = self_check(lanes, lib)
+        if problem is None:
+            _picked["lanes"] = lanes
+            return
+        why.append(f"{lanes} lanes: {problem}")
+    raise RuntimeError("the C BatchNorm does not reproduce this PyTorch build bitwise (" + "; ".join(why) + ")")
+
+
+_p, _i64, _d, _i = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int
+_KERNEL = cbuild.Kernel("cpu_bn.c", {
+    "bn_forward_f32": [_p, _p, _i64, _i64, _i64, _p, _p, _p, _p, _p, _p, _d, _d, _p, _p, _i],
+    "bn_backward_f32": [_p, _p, _p, _p, _p, _i64, _i64, _i64, _p, _p, _p, _i, _p, _i],
+}, switch="SNNLAB_FAST_BN", check=_check)
 
 
 def available() -> bool:
     """True if the kernel built and passed its bitwise check against PyTorch in this process."""
-    return _lib() is not None
+    return _KERNEL.available()
 
 
 def error() -> str | None:
     """Why BatchNorm stays on PyTorch here (None if the kernel is used)."""
-    _lib()
-    return _state.get("error")
+    return _KERNEL.error()
 
 
-def _forward(x, weight, bias, running_mean, running_var, momentum: float, eps: float):
+def lanes() -> int | None:
+    """The vector width of PyTorch's reductions that the check found (None if the kernel is not used)."""
+    return _picked.get("lanes") if available() else None
+
+
+def _forward(lib, x, weight, bias, running_mean, running_var, momentum: float, eps: float):
     N, C, H, W = x.shape
     y = torch.empty_like(x)
     save_mean, save_invstd, alpha, beta = (torch.empty(C, dtype=x.dtype) for _ in range(4))
@@ -69,7 +74,7 @@ def _forward(x, weight, bias, running_mean, running_var, momentum: float, eps: f
     w = None if weight is None else weight.detach().contiguous()
     b = None if bias is None else bias.detach().contiguous()
     ptr = cbuild.ptr
-    _state["lib"].bn_forward_f32(ptr(x), ptr(y), N, C, H * W, ptr(w), ptr(b), ptr(save_mean), ptr(save_invstd),
+    lib.bn_forward_f32(ptr(x), ptr(y), N, C, H * W, ptr(w), ptr(b), ptr(save_mean), ptr(save_invstd),
                                  ptr(rm), ptr(rv), float(momentum), float(eps), ptr(alpha), ptr(beta),
                                  torch.get_num_threads())
     if rm is not None:
@@ -79,7 +84,7 @@ def _forward(x, weight, bias, running_mean, running_var, momentum: float, eps: f
     return y, save_mean, save_invstd
 
 
-def _backward(g, x, weight, save_mean, save_invstd, needs, lanes: int):
+def _backward(lib, g, x, weight, save_mean, save_invstd, needs, lanes: int):
     N, C, H, W = x.shape
     dx = torch.empty_like(x) if needs[0] else None
     gw = torch.empty(C, dtype=x.dtype) if needs[1] else None
@@ -87,7 +92,7 @@ def _backward(g, x, weight, save_mean, save_invstd, needs, lanes: int):
     sums = torch.empty(2 * C, dtype=torch.float64)
     w = None if weight is None else weight.detach().contiguous()
     ptr = cbuild.ptr
-    _state["lib"].bn_backward_f32(ptr(g), ptr(x), ptr(dx), ptr(gw), ptr(gb), N, C, H * W, ptr(w), ptr(save_mean),
+    lib.bn_backward_f32(ptr(g), ptr(x), ptr(dx), ptr(gw), ptr(gb), N, C, H * W, ptr(w), ptr(save_mean),
                                   ptr(save_invstd), lanes, ptr(sums), torch.get_num_threads())
     return dx, gw, gb
 
@@ -95,7 +100,8 @@ def _backward(g, x, weight, save_mean, save_invstd, needs, lanes: int):
 class _BatchNorm2dTrain(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, momentum, eps):
-        y, save_mean, save_invstd = _forward(x, weight, bias, running_mean, running_var, momentum, eps)
+        y, save_mean, save_invstd = _forward(_KERNEL.lib(), x, weight, bias, running_mean, running_var, momentum,
+                                             eps)
         ctx.save_for_backward(x, weight, bias, save_mean, save_invstd)
         ctx.eps = eps
         return y
@@ -109,7 +115,8 @@ class _BatchNorm2dTrain(torch.autograd.Function):
             y = F.batch_norm(x, None, None, weight, bias, True, 0.0, ctx.eps)
             grads = iter(torch.autograd.grad(y, inputs, g, create_graph=True))
             return (*(next(grads) if n else None for n in needs), None, None, None, None)
-        dx, gw, gb = _backward(g.contiguous(), x, weight, save_mean, save_invstd, needs, _state["lanes"])
+        dx, gw, gb = _backward(_KERNEL.lib(), g.contiguous(), x, weight, save_mean, save_invstd, needs,
+                               _picked["lanes"])
         return dx, gw, gb, None, None, None, None
 
 
@@ -145,9 +152,10 @@ def batch_norm(m: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
 _CHECK_SHAPES = ((6, 5, 2, 3), (5, 3, 7, 9), (4, 16, 8, 8), (3, 13, 6, 6), (2, 9, 3, 3), (2, 8, 24, 24))
 
 
-def self_check(lanes: int) -> str | None:
-    """None if the kernel with ``lanes`` gives bitwise PyTorch's forward, statistics and gradients on the test
-    batches; otherwise what differs."""
+def self_check(lanes: int, lib=None) -> str | None:
+    """None if the kernel (``lib``, default: this module's, loaded) with ``lanes`` gives bitwise PyTorch's forward,
+    statistics and gradients on the test batches; otherwise what differs."""
+    lib = lib if lib is not None else _KERNEL.lib()
     g = torch.Generator().manual_seed(1234)
     for k, shape in enumerate(_CHECK_SHAPES):
         C = shape[1]
@@ -162,8 +170,8 @@ def self_check(lanes: int) -> str | None:
         y, sm, si = torch.native_batch_norm(x, w, b, rm, rv, True, momentum, 1e-5)
         dx, gw, gb = torch.ops.aten.native_batch_norm_backward(dy, x, w, rm, rv, sm, si, True, 1e-5,
                                                                [True, affine, affine])
-        y2, sm2, si2 = _forward(x, w, b, rm2, rv2, momentum, 1e-5)
-        dx2, gw2, gb2 = _backward(dy, x, w, sm2, si2, (True, affine, affine), lanes)
+        y2, sm2, si2 = _forward(lib, x, w, b, rm2, rv2, momentum, 1e-5)
+        dx2, gw2, gb2 = _backward(lib, dy, x, w, sm2, si2, (True, affine, affine), lanes)
         pairs = {"output": (y, y2), "mean": (sm, sm2), "invstd": (si, si2), "running_mean": (rm, rm2),
                  "running_var": (rv, rv2), "grad_input": (dx, dx2), "grad_weight": (gw, gw2),
                  "grad_bias": (gb, gb2)}
@@ -171,13 +179,3 @@ def self_check(lanes: int) -> str | None:
             if (a is None) != (c is None) or (a is not None and not torch.equal(a, c)):
                 return f"{name} differs from PyTorch's on a {list(shape)} batch"
     return None
-
-
-def _pick_lanes() -> int:
-    why = []
-    for lanes in _LANES:
-        problem = self_check(lanes)
-        if problem is None:
-            return lanes
-        why.append(f"{lanes} lanes: {problem}")
-    raise RuntimeError("the C BatchNorm does not reproduce this PyTorch build bitwise (" + "; ".join(why) + ")")

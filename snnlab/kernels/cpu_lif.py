@@ -33,41 +33,27 @@ AUTO_SHAPES = {torch.float32: (_surrogate.Rectangle, _surrogate.Triangle, _surro
 #: the shapes whose gradients are bitwise the PyTorch path's (the others agree to rounding)
 BITWISE_SHAPES = (_surrogate.Rectangle, _surrogate.Triangle, _surrogate.ATan)
 
-_SRC = Path(__file__).with_name("cpu_lif.c")
-_state: dict = {}
+_p, _i64, _d, _i = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int
+_KERNEL = cbuild.Kernel("cpu_lif.c", {
+    **{f"lif_forward_{s}": [_p, _p, _p, _p, _i64, _i64, _d, _d, _i, _i] for s in ("f32", "f64")},
+    **{f"lif_backward_{s}": [_p, _p, _p, _p, _i64, _i64, _d, _d, _d, _d, _i, _i, _i, _d, _d, _i]
+       for s in ("f32", "f64")},
+}, switch="SNNLAB_CPU_KERNEL")
 
 
 def library_path() -> Path:
     """Where the built library is (or would be): one file per source, flags and machine."""
-    return cbuild.library_path(_SRC)
-
-
-def _load():
-    if "lib" in _state or "error" in _state:
-        return _state.get("lib")
-    try:
-        if cbuild.switched_off("SNNLAB_CPU_KERNEL"):
-            raise RuntimeError("switched off by SNNLAB_CPU_KERNEL=0")
-        p, i64, d, i = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int
-        sig = {}
-        for suf in ("f32", "f64"):
-            sig[f"lif_forward_{suf}"] = [p, p, p, p, i64, i64, d, d, i, i]
-            sig[f"lif_backward_{suf}"] = [p, p, p, p, i64, i64, d, d, d, d, i, i, i, d, d, i]
-        _state["lib"] = cbuild.load(_SRC, sig)
-    except (OSError, RuntimeError) as e:
-        _state["error"] = f"{type(e).__name__}: {e}"
-    return _state.get("lib")
+    return cbuild.library_path(_KERNEL.src)
 
 
 def available() -> bool:
     """True if the kernel built (or was built before) and loads."""
-    return _load() is not None
+    return _KERNEL.available()
 
 
 def error() -> str | None:
     """Why the kernel is not available (None when it is)."""
-    _load()
-    return _state.get("error")
+    return _KERNEL.error()
 
 
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
@@ -82,7 +68,7 @@ def forward(x: torch.Tensor, tau: float, v_th: float, hard: bool, keep_mem: bool
     spk = torch.empty_like(x)
     mem = torch.empty_like(x) if keep_mem else None
     p = torch.empty(x.numel() // T, dtype=x.dtype)  # the post-reset membrane of the current row
-    getattr(_load(), f"lif_forward_{_SUFFIX[x.dtype]}")(
+    getattr(_KERNEL.lib(), f"lif_forward_{_SUFFIX[x.dtype]}")(
         _ptr(x), _ptr(spk), _ptr(mem), _ptr(p), T, x.numel() // T, tau, v_th, int(hard), torch.get_num_threads())
     return spk, mem
 
@@ -110,7 +96,7 @@ def backward(grad_spk, mem, tau, v_th, hard, detach_reset, shape: int, surrogate
     T = mem.shape[0]
     grad_x = torch.empty_like(mem)
     p1, p2 = _shape_parameters(surrogate, width)
-    getattr(_load(), f"lif_backward_{_SUFFIX[mem.dtype]}")(
+    getattr(_KERNEL.lib(), f"lif_backward_{_SUFFIX[mem.dtype]}")(
         _ptr(grad_spk), _ptr(mem), _ptr(grad_mem), _ptr(grad_x), T, mem.numel() // T, tau, -tau, -v_th * tau,
         v_th, int(hard), int(detach_reset), shape, p1, p2, torch.get_num_threads())
     return grad_x

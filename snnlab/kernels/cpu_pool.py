@@ -7,7 +7,6 @@ one pass over memory each way. Built on first use (``snnlab.kernels.cbuild``); w
 from __future__ import annotations
 
 import ctypes
-from pathlib import Path
 
 import torch
 
@@ -15,38 +14,25 @@ from . import cbuild
 
 __all__ = ["available", "error", "forward", "backward"]
 
-_SRC = Path(__file__).with_name("cpu_pool.c")
-_state: dict = {}
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
-
-
-def _lib():
-    if "lib" not in _state and "error" not in _state:
-        try:
-            if cbuild.switched_off("SNNLAB_CPU_KERNEL"):
-                raise RuntimeError("switched off by SNNLAB_CPU_KERNEL=0")
-            p, i64, i = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-            _state["lib"] = cbuild.load(_SRC, {f"pool_{d}_{s}": [p, p, i64, i64, i64, i]
-                                               for d in ("forward", "backward") for s in ("f32", "f64")})
-        except (OSError, RuntimeError) as e:
-            _state["error"] = f"{type(e).__name__}: {e}"
-    return _state.get("lib")
+_KERNEL = cbuild.Kernel("cpu_pool.c", {
+    f"pool_{d}_{s}": [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int]
+    for d in ("forward", "backward") for s in ("f32", "f64")}, switch="SNNLAB_CPU_KERNEL")
 
 
 def available() -> bool:
-    return _lib() is not None
+    return _KERNEL.available()
 
 
 def error() -> str | None:
-    _lib()
-    return _state.get("error")
+    return _KERNEL.error()
 
 
 def forward(x: torch.Tensor) -> torch.Tensor:
     """The pooled ``[N, C, H/2, W/2]`` of a contiguous float32/float64 CPU ``x [N, C, H, W]`` with even H, W."""
     n, c, h, w = x.shape
     y = torch.empty(n, c, h // 2, w // 2, dtype=x.dtype)
-    getattr(_lib(), f"pool_forward_{_SUFFIX[x.dtype]}")(cbuild.ptr(x), cbuild.ptr(y), n * c, h, w,
+    getattr(_KERNEL.lib(), f"pool_forward_{_SUFFIX[x.dtype]}")(cbuild.ptr(x), cbuild.ptr(y), n * c, h, w,
                                                         torch.get_num_threads())
     return y
 
@@ -55,6 +41,6 @@ def backward(g: torch.Tensor) -> torch.Tensor:
     """``dL/dx [N, C, 2h, 2w]`` from a contiguous ``dL/dy [N, C, h, w]``: ``g / 4`` spread over each window."""
     n, c, h, w = g.shape
     gx = torch.empty(n, c, 2 * h, 2 * w, dtype=g.dtype)
-    getattr(_lib(), f"pool_backward_{_SUFFIX[g.dtype]}")(cbuild.ptr(g), cbuild.ptr(gx), n * c, 2 * h, 2 * w,
+    getattr(_KERNEL.lib(), f"pool_backward_{_SUFFIX[g.dtype]}")(cbuild.ptr(g), cbuild.ptr(gx), n * c, 2 * h, 2 * w,
                                                          torch.get_num_threads())
     return gx
