@@ -243,20 +243,23 @@ def _train(args) -> int:
     registry.append(reg, registry.make_entry(cfg, hist, recipe=args.recipe or None,
                                              wall_time_s=time.perf_counter() - t0))
     last = hist.last
+    seen = [s for s in ("val", "test") if f"{s}_acc" in last]  # split val: val; final: val, then test once
     print(
-        f"epoch {last['epoch']}: train acc {last['train_acc']:.4f}, test acc {last['test_acc']:.4f}, "
-        f"test loss {last['test_loss']:.4f}; cost {last['T_epochs']} T-weighted epochs; outputs in {cfg.out_dir}"
+        f"epoch {last['epoch']}: train acc {last['train_acc']:.4f}, "
+        + ", ".join(f"{s} acc {last[f'{s}_acc']:.4f}, {s} loss {last[f'{s}_loss']:.4f}" for s in seen)
+        + f"; cost {last['T_epochs']} T-weighted epochs; outputs in {cfg.out_dir}"
     )
+    split = "test" if cfg.split != "val" else "val"
     if hist.hybrid is not None:
-        h = hist.hybrid
-        print(f"hybrid: ANN test acc {h['ann_test_acc']:.4f} (T={h['ann_T']}); SNN right after initialisation "
+        h, ev = hist.hybrid, "test" if cfg.split == "test" else "validation"
+        print(f"hybrid: ANN {ev} acc {h['ann_test_acc']:.4f} (T={h['ann_T']}); SNN right after initialisation "
               f"{h['snn_init_test_acc']:.4f} (T={h['T']}); thresholds in {cfg.out_dir}/hybrid.json")
     if cfg.eval_T:
         import json
         from pathlib import Path
 
         final = json.loads((Path(cfg.out_dir) / "results.json").read_text())["final"]
-        print("test accuracy by T: " + ", ".join(f"T={t}: {a:.4f}" for t, a in final["acc_by_T"].items()))
+        print(f"{split} accuracy by T: " + ", ".join(f"T={t}: {a:.4f}" for t, a in final["acc_by_T"].items()))
     return 0
 
 

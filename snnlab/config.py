@@ -23,6 +23,7 @@ import torch
 
 from . import methods as _methods
 from .data import DATASETS
+from .data.bundle import SPLITS
 from .io import atomic_write_text
 from .layers import check_T
 from .models import NEURONS
@@ -169,6 +170,12 @@ class TrainConfig:
                                        "(temporal scalability), e.g. 1,2,4,6,8; saved in results.json", kind=list,
                                  allowed="a non-empty list of positive integers", check=_check_eval_T,
                                  parse=parse_T_list, metavar="T,T,...", group=DATA)
+    split: str = option("test", "what the run evaluates: test = train on the whole training split, test accuracy "
+                                "every epoch (the papers' protocol); val = train without the validation part "
+                                "(a fixed, stratified 20%% of the embedded sets' training split, 10%% of the "
+                                "papers'), validation accuracy every epoch, the test split never read (for "
+                                "choosing settings); final = as val, then the test accuracy once after the last "
+                                "epoch (the run of a chosen setting)", choices=SPLITS, group=DATA)
     epochs: int = option(10, "epochs to train", lo=1, group=OPTIM, default_help="10, or the total of --T-schedule")
     batch_size: int = option(64, "batch size (the global batch with several processes)", lo=1, group=OPTIM)
     lr: float = option(1e-3, "learning rate", lo=0, lo_open=True, group=OPTIM)

@@ -58,8 +58,11 @@ def evaluate(model: nn.Module, loader, T: int, temporal: bool, device=None, loss
     }
 
 
-def temporal_scalability(model: nn.Module, config: TrainConfig, Ts, device=None, bundle=None) -> dict[int, float]:
+def temporal_scalability(model: nn.Module, config: TrainConfig, Ts, device=None, bundle=None,
+                         split: str = "test") -> dict[int, float]:
     """Test accuracy of a trained model at every T' in ``Ts``, without fine-tuning (TET Sec. 5.3, Fig. 4A).
+
+    ``split="val"``: the accuracy on the validation split instead (``DataBundle.split``).
 
     Static data is repeated T' times. Event data is re-simulated with T' frames (the same sub-steps binned
     into T' frames, so each frame holds about T/T' times the events of a training frame).
@@ -68,6 +71,6 @@ def temporal_scalability(model: nn.Module, config: TrainConfig, Ts, device=None,
     out = {}
     for T in Ts:
         b = bundle if bundle is not None and not bundle.temporal else load_data(config.replace(T=T))
-        _, test_loader = b.loaders(256)
+        _, test_loader = b.loaders(256, split=split)
         out[T] = evaluate(model, test_loader, T, b.temporal, device)["acc"]
     return out

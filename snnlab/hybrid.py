@@ -346,7 +346,7 @@ def calibrate(ann: nn.Module, config, bundle, device=None, progress: bool = Fals
     """
     acfg = ann_config(config, bundle.temporal)
     device = torch.device(device) if device is not None else next(ann.parameters()).device
-    loader, _ = bundle.loaders(acfg.batch_size, shuffle_seed=epoch_seed(config.seed, 0))
+    loader, _ = bundle.loaders(acfg.batch_size, shuffle_seed=epoch_seed(config.seed, 0), split=config.split)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     n = len(loader) if config.hybrid_calib_batches is None else min(config.hybrid_calib_batches, len(loader))
     percentiles = activation_percentiles(ann, loader, acfg.T, bundle.temporal, config.hybrid_percentile,

@@ -171,11 +171,15 @@ class Run:
         """``obj`` from rank 0 on every process (itself with one process)."""
         return self.ctx.broadcast_object(obj) if self.ctx.enabled else obj
 
-    def test_loader(self, T: int):
-        _, loader = self.data.at(T).loaders(self.config.batch_size)
+    def test_loader(self, T: int, split: str | None = None):
+        """The evaluation loader at ``T``: the config's per-epoch split (test, or validation for ``split`` val and
+        final) unless ``split`` is given."""
+        split = split or ("test" if self.config.split == "test" else "val")
+        _, loader = self.data.at(T).loaders(self.config.batch_size, split=split)
         return _dist.shard_eval_loader(loader, self.ctx) if self.ctx.enabled else loader
 
     def test_accuracy(self, model, T: int) -> float:
+        """Accuracy of ``model`` on the run's per-epoch evaluation split (the test split, or the validation one)."""
         return evaluate(model, self.test_loader(T), T, self.bundle.temporal, self.device, self.loss_fn,
                         reduce=self.reduce)["acc"]
 
@@ -291,8 +295,9 @@ def train_epoch(run: Run, epoch: int, show: bool) -> tuple[dict, object]:
     T = T_at_epoch(config, epoch)
     data = run.data.at(T)
     seed_everything(epoch_seed(config.seed, epoch) + ctx.rank)
-    train_loader, test_loader = data.loaders(config.batch_size, shuffle_seed=epoch_seed(config.seed, epoch))
-    if ctx.enabled:  # this rank's part of each global batch; an interleaved part of the test set
+    train_loader, test_loader = data.loaders(config.batch_size, shuffle_seed=epoch_seed(config.seed, epoch),
+                                             split=config.split)
+    if ctx.enabled:  # this rank's part of each global batch; an interleaved part of the evaluation split
         train_loader = _dist.shard_train_loader(train_loader, ctx)
         test_loader = _dist.shard_eval_loader(test_loader, ctx)
     run.model.train()
@@ -320,14 +325,24 @@ def train_epoch(run: Run, epoch: int, show: bool) -> tuple[dict, object]:
     if run.scheduler is not None:
         run.scheduler.step()
     ev = evaluate(run.model, test_loader, T, data.temporal, run.device, run.loss_fn, reduce=run.reduce)
+    split = eval_name(config)
     row = {
         "epoch": epoch, "T": T,
         # cost in T-weighted epochs (TIT): the sum of T over the epochs trained so far
         "T_epochs": run.history.last.get("T_epochs", 0) + T,
-        "train_loss": loss_sum / n, "train_acc": correct / n, "test_loss": ev["loss"], "test_acc": ev["acc"],
+        "train_loss": loss_sum / n, "train_acc": correct / n, f"{split}_loss": ev["loss"], f"{split}_acc": ev["acc"],
         "lr": run.optimizer.param_groups[0]["lr"], "epoch_time_s": train_time,
     }
+    if config.split == "final" and epoch == config.epochs:  # the one look at the test split
+        test_loader = run.test_loader(T, split="test")
+        ev = evaluate(run.model, test_loader, T, data.temporal, run.device, run.loss_fn, reduce=run.reduce)
+        row.update(test_loss=ev["loss"], test_acc=ev["acc"])
     return row, test_loader
+
+
+def eval_name(config) -> str:
+    """``"test"`` or ``"val"``: the split a run's per-epoch metrics are measured on (``val_acc``, ``test_acc``)."""
+    return "test" if config.split == "test" else "val"
 
 
 def end_epoch(run: Run, epoch: int, row: dict) -> None:
@@ -365,15 +380,19 @@ def finish(run: Run, test_loader, given_bundle) -> None:
     if run.out is None or not history or history.last["epoch"] != config.epochs:
         return
     T = T_at_epoch(config, config.epochs)
-    if test_loader is None:  # resumed a finished run (e.g. a phase's run): nothing was trained
-        test_loader = run.test_loader(T)
+    # split final: the test split (read once more for the per-step and other-T views of the same final model)
+    final_split = "val" if config.split == "val" else "test"
+    if test_loader is None or config.split == "final":  # resumed a finished run: nothing was trained
+        test_loader = run.test_loader(T, split=final_split)
     final = dict(history.last)
+    final["split"] = config.split
     final["acc_per_step"] = evaluate(run.model, test_loader, T, run.data.at(T).temporal, run.device, run.loss_fn,
                                      reduce=run.reduce)["acc_per_step"]
     if not run.is_main:
         return
     if config.eval_T:
-        final["acc_by_T"] = temporal_scalability(run.model, config, config.eval_T, run.device, given_bundle)
+        final["acc_by_T"] = temporal_scalability(run.model, config, config.eval_T, run.device, given_bundle,
+                                                 split=final_split)
     final["train_time_s"] = sum(r["epoch_time_s"] for r in history)
     final.update(history.phases)
     atomic_write_text(run.out / "results.json", json.dumps({"config": config.to_dict(), "final": final}, indent=2))
@@ -396,7 +415,8 @@ def run_fit(config, callbacks, stop_after, bundle, model, ctx, device, phase: st
     for epoch in epochs:
         row, test_loader = train_epoch(run, epoch, show)
         end_epoch(run, epoch, row)
-        epochs.set_postfix(test_acc=f"{row['test_acc']:.3f}")
+        split = eval_name(config)
+        epochs.set_postfix({f"{split}_acc": f"{row[f'{split}_acc']:.3f}"})
         if stop_after is not None and epoch >= stop_after:
             break
     epochs.close()

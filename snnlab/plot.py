@@ -160,19 +160,25 @@ def neuron_gradient(mem, sg, v_th: float = 1.0, axes=None, title=None):
 
 
 def training_curves(histories: Mapping[str, Sequence[Mapping]], metrics=("train_loss", "test_acc"), axes=None):
-    """Curves of ``metrics`` per epoch for each labelled history (a list of per-epoch dicts)."""
+    """Curves of ``metrics`` per epoch for each labelled history (a list of per-epoch dicts). A run that
+    evaluated the validation split (``split="val"``/``"final"``) has ``val_*`` where others have ``test_*``:
+    its ``val_acc`` is drawn for ``test_acc`` (and the title says so)."""
     if axes is None:
         fig, axes = fig_ax(None, figsize=(5 * len(metrics), 3.2), ncols=len(metrics))
     else:
         fig = np.ravel(axes)[0].figure
     axes = np.atleast_1d(axes)
+    shown = [set() for _ in metrics]
     for label, hist in histories.items():
         ep = [r["epoch"] for r in hist]
-        for a, m in zip(axes, metrics):
+        for a, m, names in zip(axes, metrics, shown):
+            if hist and m not in hist[0] and m.startswith("test_"):
+                m = "val_" + m[len("test_"):]
+            names.add(m)
             a.plot(ep, [r[m] for r in hist], "o-", ms=3, label=label)
-    for a, m in zip(axes, metrics):
+    for a, m, names in zip(axes, metrics, shown):
         a.set_xlabel("epoch")
-        a.set_title(m.replace("_", " "))
+        a.set_title(" / ".join(sorted(names)).replace("_", " ") if names else m.replace("_", " "))
     axes[-1].legend(fontsize=8)
     return fig, axes
 

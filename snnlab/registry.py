@@ -1,7 +1,7 @@
 """The results registry: one JSON file listing every ``snnlab train`` run, append-only.
 
 Each entry: ``recipe`` (name or None), ``config``, ``overrides`` (fields departing from the recipe),
-``test_acc`` (final epoch), ``epochs_run``, ``train_time_s``, ``wall_time_s``, ``device``, ``torch``,
+``test_acc`` (final epoch; None for ``split="val"``), ``val_acc`` (``split`` val or final), ``epochs_run``, ``train_time_s``, ``wall_time_s``, ``device``, ``torch``,
 ``snnlab``, ``timestamp`` (UTC). Writes go to a temporary file then ``os.replace``: never half-written.
 
 ``comparison()`` puts the papers' numbers next to the measured ones; a recipe with no faithful run says
@@ -73,6 +73,7 @@ def make_entry(config, history, *, recipe: str | None = None, wall_time_s: float
         "config": config.flat(),
         "overrides": overrides,
         "test_acc": last.get("test_acc"),
+        "val_acc": last.get("val_acc"),  # split val / final: the validation accuracy (val: no test_acc)
         "epochs_run": len(history),
         "completed": bool(last) and last.get("epoch") == config.epochs,
         "train_time_s": sum(r.get("epoch_time_s", 0.0) for r in history),

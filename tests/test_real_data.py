@@ -742,3 +742,15 @@ def test_real_data_is_the_same_module_object_as_data_real(monkeypatch):
     assert R.REAL_DATASETS == ("cifar10",)  # ... the new module changes
     with pytest.raises(ValueError, match="the real datasets are 'cifar10'"):
         R.load("imagenet")
+
+
+def test_cifar_validation_part_is_read_with_the_test_transform(cifar10):
+    """split('val') holds out 10% of the training files, stratified, and evaluates them without augmentation."""
+    root, (train_imgs, train_labels, *_), b = cifar10
+    fit_idx, val_idx = b.val_indices
+    assert len(val_idx) == 2 and len(fit_idx) == 18 and not set(fit_idx) & set(val_idx)
+    _, val = b.split("val")
+    plain = D.load("cifar10", root=root, verify=False, augment=False)
+    for j, i in enumerate(val_idx):
+        assert torch.equal(val[j][0], val[j][0]) and torch.equal(val[j][0], plain.train[int(i)][0])
+        assert val[j][1] == train_labels[i]

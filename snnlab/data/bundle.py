@@ -6,16 +6,26 @@ nothing else of the package but ``sources`` and ``cache``, so the package's impo
 """
 from __future__ import annotations
 
+import functools
 import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Subset, TensorDataset
 
-__all__ = ["DataBundle", "default_root", "names", "check_T", "check_seed", "check_kwargs", "check_bool",
-           "check_positive_int"]
+__all__ = ["DataBundle", "SPLITS", "VAL_FRACTION", "VAL_SEED", "default_root", "names", "check_T", "check_seed",
+           "check_kwargs", "check_bool", "check_positive_int", "check_split", "labels_of", "validation_indices"]
+
+#: what a run evaluates (``TrainConfig.split``): ``"test"`` trains on the whole training split and evaluates the
+#: test split (the papers' protocol); ``"val"`` trains on the training split minus its validation part and
+#: evaluates that part (for every choice; the test split is never read); ``"final"`` trains like ``"val"`` and,
+#: after the last epoch, evaluates the test split once.
+SPLITS = ("test", "val", "final")
+VAL_FRACTION = 0.2  #: share of the training split held out for validation (stratified by class), embedded sets
+VAL_SEED = 0  #: the validation split's seed: fixed, so every run of every method is chosen on the same samples
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,11 @@ class DataBundle:
             True: ``x`` is already ``T`` event frames ``[T, C, H, W]``.
         T: number of frames of temporal data; None for static data.
         info: the parameters the data were made with (and the cache file, if any).
+        val_fraction: the share of ``train`` held out as the validation split (``split("val")``): 0.2 for the
+            embedded sets, 0.1 for the papers' data sets (e.g. 5,000 of CIFAR's 50,000 images).
+        plain_train: for training data read with augmentation, a function returning the same samples with
+            the test split's transform (the validation part is evaluated like the test split); None when
+            ``train`` has no augmentation.
     """
 
     name: str
@@ -43,6 +58,27 @@ class DataBundle:
     temporal: bool
     T: int | None
     info: dict = field(default_factory=dict, compare=False)
+    val_fraction: float = field(default=VAL_FRACTION, compare=False)
+    plain_train: object = field(default=None, compare=False, repr=False)
+
+    @functools.cached_property
+    def _plain(self):
+        return self.train if self.plain_train is None else self.plain_train()
+
+    @functools.cached_property
+    def val_indices(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(fit, val)``: sorted indices into ``train`` of the samples trained on and of the validation split
+        (``validation_indices(labels, val_fraction, VAL_SEED)``: stratified, fixed, never depends on a run's seed)."""
+        return validation_indices(labels_of(self.train), self.val_fraction, VAL_SEED)
+
+    def split(self, which: str = "test") -> tuple:
+        """``(train, evaluation)`` datasets of a split (``SPLITS``): ``"test"`` -> ``(train, test)``;
+        ``"val"`` and ``"final"`` -> ``(train minus validation, validation)``."""
+        check_split(which)
+        if which == "test":
+            return self.train, self.test
+        fit, val = self.val_indices
+        return _subset(self.train, fit), _subset(self._plain, val)
 
     def loaders(
         self,
@@ -51,13 +87,17 @@ class DataBundle:
         shuffle_seed: int | None = 0,
         num_workers: int = 0,
         drop_last: bool = False,
+        split: str = "test",
     ) -> tuple[DataLoader, DataLoader]:
-        """``(train_loader, test_loader)``. Batches are batch-first: ``x`` is ``[B, C, H, W]`` or ``[B, T, C, H, W]``.
+        """``(train_loader, eval_loader)``. Batches are batch-first: ``x`` is ``[B, C, H, W]`` or ``[B, T, C, H, W]``.
 
-        The train loader shuffles with a ``torch.Generator`` seeded with ``shuffle_seed`` (same seed, same
-        order; None draws a fresh random seed). ``drop_last`` applies to the train loader only; the test
-        loader keeps its order and every sample.
+        ``split`` (``SPLITS``) says which: ``"test"`` (default) the whole training split and the test split;
+        ``"val"``/``"final"`` the training split without its validation part, and the validation part
+        (``split``). The train loader shuffles with a ``torch.Generator`` seeded with ``shuffle_seed`` (same
+        seed, same order; None draws a fresh random seed). ``drop_last`` applies to the train loader only; the
+        evaluation loader keeps its order and every sample.
         """
+        train_set, eval_set = self.split(split)
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
         generator = torch.Generator()
@@ -66,15 +106,62 @@ class DataBundle:
         else:
             generator.manual_seed(int(shuffle_seed))
         train = DataLoader(
-            self.train,
+            train_set,
             batch_size=int(batch_size),
             shuffle=True,
             generator=generator,
             num_workers=num_workers,
             drop_last=drop_last,
         )
-        test = DataLoader(self.test, batch_size=int(batch_size), shuffle=False, num_workers=num_workers)
+        test = DataLoader(eval_set, batch_size=int(batch_size), shuffle=False, num_workers=num_workers)
         return train, test
+
+
+def check_split(which) -> str:
+    """``which`` if it is one of ``SPLITS``, else ValueError naming it and the allowed ones."""
+    if which not in SPLITS:
+        raise ValueError(f"split must be one of {names(SPLITS)}; got {which!r}")
+    return which
+
+
+def labels_of(dataset) -> np.ndarray:
+    """The int labels of a dataset of ``(x, y)`` pairs: a ``TensorDataset``'s second tensor, a torchvision
+    dataset's ``targets``, a ``Subset``'s through its indices; else read sample by sample."""
+    if isinstance(dataset, TensorDataset):
+        return np.asarray(dataset.tensors[1].cpu().numpy(), dtype=np.int64)
+    if isinstance(dataset, Subset):
+        return labels_of(dataset.dataset)[np.asarray(dataset.indices, dtype=np.int64)]
+    for attr in ("targets", "labels"):
+        got = getattr(dataset, attr, None)
+        if got is not None and len(got) == len(dataset):
+            return np.asarray(got, dtype=np.int64)
+    return np.asarray([int(y) for _, y in dataset], dtype=np.int64)
+
+
+def validation_indices(labels, fraction: float, seed: int = VAL_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """``(fit, val)``: a stratified split of ``range(len(labels))`` with ``round(fraction * n)`` samples in
+    ``val`` (scikit-learn's ``train_test_split`` with ``random_state=seed``), both sorted."""
+    from sklearn.model_selection import train_test_split
+
+    labels = np.asarray(labels)
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
+        raise ValueError(f"the validation fraction must be a number in (0, 1); got {fraction!r}")
+    n = len(labels)
+    n_val = int(round(fraction * n))
+    classes = np.unique(labels)
+    if n_val < len(classes) or n - n_val < len(classes):
+        raise ValueError(f"cannot hold out {fraction:g} of {n} samples with {len(classes)} classes as a "
+                         "stratified validation split: each part needs every class")
+    fit, val = train_test_split(np.arange(n), test_size=n_val, random_state=seed, stratify=labels)
+    return np.sort(fit), np.sort(val)
+
+
+def _subset(dataset, idx: np.ndarray):
+    """``dataset`` restricted to ``idx``: a new ``TensorDataset`` (indexed tensors) or a ``Subset``."""
+    if isinstance(dataset, TensorDataset):
+        t = torch.as_tensor(idx)
+        return TensorDataset(*(x[t] for x in dataset.tensors))
+    return Subset(dataset, idx.tolist())
 
 
 def default_root() -> Path:

@@ -158,6 +158,8 @@ def load_cifar(name: str, root: Path, *, augment: bool = True, cutout: bool = Fa
     test = reader(str(root), train=False, transform=test_tf, download=False)
     mean, std = CIFAR_STATS[name]
     return DataBundle(
+        val_fraction=0.1,  # 10% of the training files held out by split('val')
+        plain_train=functools.partial(reader, str(root), train=True, transform=test_tf, download=False),
         name=name, train=train, test=test, num_classes=len(train.classes), input_shape=(3, 32, 32),
         temporal=False, T=None,
         info={"source": str(folder), "reader": f"torchvision.datasets.{official.__name__}", "mean": mean, "std": std,

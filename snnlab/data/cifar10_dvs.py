@@ -435,6 +435,8 @@ def load_dvs_cifar10(root: Path, T: int, *, size: int = 48, train_per_class: int
     x, y, idx = torch.from_numpy(frames), torch.from_numpy(labels), torch.from_numpy(index)
     tr, te = torch.from_numpy(np.flatnonzero(is_train)), torch.from_numpy(np.flatnonzero(~is_train))
     return DataBundle(
+        val_fraction=0.1,  # 10% of the training files held out by split('val')
+        plain_train=lambda: EventFrames(x[tr], y[tr], idx[tr], augment=False, preprocess=preprocess),
         name="dvs-cifar10",
         train=EventFrames(x[tr], y[tr], idx[tr], augment=augment, preprocess=preprocess),
         test=EventFrames(x[te], y[te], idx[te], augment=False, preprocess=preprocess),

@@ -12,6 +12,8 @@ generator (see ``snnlab.data.real``).
 """
 from __future__ import annotations
 
+import functools
+
 from pathlib import Path
 
 from .bundle import DataBundle, check_bool
@@ -58,6 +60,8 @@ def load_imagenet(root: Path, *, augment: bool = True) -> DataBundle:
             f"{', '.join(only[:6])}{' ...' if len(only) > 6 else ''}"
         )
     return DataBundle(
+        val_fraction=0.1,  # 10% of the training files held out by split('val')
+        plain_train=functools.partial(ImageFolder, str(base / "train"), transform=val_tf),
         name="imagenet", train=train, test=test, num_classes=len(train.classes), input_shape=(3, 224, 224),
         temporal=False, T=None,
         info={"source": str(base), "reader": "torchvision.datasets.ImageFolder", "mean": IMAGENET_STATS[0],
