@@ -11,13 +11,16 @@ Forward (the same equations and the same floating-point operations as ``snnlab.n
 membranes are bitwise those of the reference backend)::
 
     u[0] = I[0],   u[t] = I[t] + tau * p[t-1]                     (1)  torch.add(I[t], p, alpha=tau)
-    s[t] = H(u[t] - v_th)   (H(0) = 1)                            (2)
+    s[t] = H(u[t] - v_th)   (H(0) = 1; fire=">": H(0) = 0)        (2)
     p[t] = u[t] (1 - s[t])            reset="hard"                (3a)
     p[t] = u[t] - v_th s[t]           reset="subtract"            (3b)
 
 ``p[t]`` is the post-reset membrane. The comparison is done as ``u >= v_th``: for IEEE floats with gradual
 underflow ``u - v_th`` is zero only when ``u == v_th`` and has the sign of ``u - v_th``, so the two tests agree
-bit for bit (they could only differ with flush-to-zero on *and* a threshold below ~1e-30).
+bit for bit (they could only differ with flush-to-zero on *and* a threshold below ~1e-30). With strict firing
+(``fire=">"``, TET's official ``ZIF``) it is ``u > v_th`` and ``1 - s`` is ``u - v_th <= 0``; every
+implementation (PyTorch ops, the C and Triton kernels) supports both rules, bitwise as the reference's
+``surrogate(u - v_th, strict=True)`` (tests/test_fused.py, tests/test_cpu_kernel.py).
 
 Backward (the adjoint recurrence). Let ``gs[t] = dL/ds[t]`` be the incoming gradient and ``g[t] =
 surrogate.grad(u[t] - v_th, width)`` the surrogate derivative standing in for ``dH/du``, at the width that
@@ -68,7 +71,8 @@ from __future__ import annotations
 import torch
 
 from . import surrogate as _surrogate
-from .neuron_base import RESETS, check_detach_reset, check_reset, check_sequence, check_tau, check_v_th
+from .neuron_base import (RESETS, check_detach_reset, check_fire, check_reset, check_sequence, check_tau,
+                          check_v_th)
 
 __all__ = ["lif_fused", "run", "FusedLIFFunction", "supports", "IMPLS", "RESETS"]
 
@@ -90,8 +94,10 @@ def supports(surrogate) -> bool:
 # PyTorch implementation (any device, any dtype, any strides)
 
 
-def _forward_torch(x: torch.Tensor, tau: float, v_th: float, hard: bool, keep_mem: bool):
-    """Run (1)-(3) over ``x [T, B, ...]``; return ``(spk, mem or None)``. In-place ops on ``[B, ...]`` slices."""
+def _forward_torch(x: torch.Tensor, tau: float, v_th: float, hard: bool, keep_mem: bool, strict: bool = False):
+    """Run (1)-(3) over ``x [T, B, ...]``; return ``(spk, mem or None)``. In-place ops on ``[B, ...]`` slices.
+    ``strict``: fire on ``u > v_th`` (``fire=">"``) instead of ``u >= v_th``."""
+    fire = torch.gt if strict else torch.ge
     T = x.shape[0]
     spk = torch.empty_like(x)
     mem = torch.empty_like(x) if keep_mem else None
@@ -104,7 +110,7 @@ def _forward_torch(x: torch.Tensor, tau: float, v_th: float, hard: bool, keep_me
         else:
             torch.add(x[t], p, alpha=tau, out=u)  # I[t] + tau * p[t-1]: the reference's op
         s = spk[t]
-        torch.ge(u, v_th, out=s)  # H(u - v_th) with H(0) = 1, in the dtype of x
+        fire(u, v_th, out=s)  # H(u - v_th) with H(0) = 1 (strict: H(0) = 0), in the dtype of x
         if t == T - 1:
             break  # the last reset feeds nothing
         if hard:
@@ -116,8 +122,9 @@ def _forward_torch(x: torch.Tensor, tau: float, v_th: float, hard: bool, keep_me
 
 def _backward_torch(grad_spk: torch.Tensor, mem: torch.Tensor, tau: float, v_th: float, hard: bool,
                     detach_reset: bool, surrogate: _surrogate.Surrogate, width: float,
-                    grad_mem: torch.Tensor | None = None) -> torch.Tensor:
+                    grad_mem: torch.Tensor | None = None, strict: bool = False) -> torch.Tensor:
     """The adjoint recurrence (A) of the module docstring; returns ``dL/dI`` ``[T, B, ...]``. No graph.
+    ``strict``: the spikes were ``u > v_th`` (``fire=">"``), so ``1 - s`` is ``u - v_th <= 0``.
 
     One reverse pass over time on ``[B, ...]`` slices (they stay in cache; scratch buffers are reused), with
     (A) regrouped to save passes over memory (same value, other rounding):
@@ -128,6 +135,7 @@ def _backward_torch(grad_spk: torch.Tensor, mem: torch.Tensor, tau: float, v_th:
     where ``dp = tau du[t+1]`` is folded into the ``alpha``/``value`` of the fused ops.
     """
     T = mem.shape[0]
+    not_fired = torch.le if strict else torch.lt  # 1 - s from xs = u - v_th
     grad_x = torch.empty_like(mem)
     xs = torch.empty_like(mem[0])  # u - v_th, then 1 - s
     tmp = torch.empty_like(mem[0]) if not detach_reset else None
@@ -141,7 +149,7 @@ def _backward_torch(grad_spk: torch.Tensor, mem: torch.Tensor, tau: float, v_th:
         if nxt is None or detach_reset:
             torch.mul(gs, g, out=out)  # gs g
         if nxt is not None and hard:
-            torch.lt(xs, 0, out=xs)  # 1 - s  (s = H(u - v_th), H(0) = 1)
+            not_fired(xs, 0, out=xs)  # 1 - s  (s = H(u - v_th), H(0) = 1; strict: H(0) = 0)
             if not detach_reset:
                 torch.addcmul(gs, nxt, u, value=-tau, out=tmp)  # gs - u dp
                 torch.mul(tmp, g, out=out)
@@ -156,13 +164,13 @@ def _backward_torch(grad_spk: torch.Tensor, mem: torch.Tensor, tau: float, v_th:
     return grad_x
 
 
-def _backward_differentiable(grad_spk, grad_mem, mem, tau, v_th, hard, detach_reset, surrogate, width):
+def _backward_differentiable(grad_spk, grad_mem, mem, tau, v_th, hard, detach_reset, surrogate, width, strict=False):
     """(A) with out-of-place autograd ops, for ``create_graph=True``: ``mem`` is the node's saved output, so the
     result is differentiable with respect to the input through it (see the module docstring)."""
     xs = mem - v_th
     g = surrogate.grad(xs, width)
     if hard:
-        s = _surrogate._SpikeFunction.apply(xs, surrogate, width)  # H forward, g backward
+        s = _surrogate._SpikeFunction.apply(xs, surrogate, width, strict)  # H forward, g backward
         r = s.detach() if detach_reset else s
         J = 1.0 - r
         if not detach_reset:
@@ -215,74 +223,78 @@ def _kernel(x: torch.Tensor, surrogate, impl: str) -> str:
     return "torch"
 
 
-def _forward(x, tau, v_th, hard, keep_mem, kernel):
+def _forward(x, tau, v_th, hard, keep_mem, kernel, strict=False):
     if kernel == "triton":
         from .kernels import triton_lif
 
-        return triton_lif.lif_forward(x, tau, v_th, hard, keep_mem)
+        return triton_lif.lif_forward(x, tau, v_th, hard, keep_mem, strict)
     if kernel == "c":
         from .kernels import cpu_lif
 
-        return cpu_lif.forward(x.contiguous(), tau, v_th, hard, keep_mem)
-    return _forward_torch(x, tau, v_th, hard, keep_mem)
+        return cpu_lif.forward(x.contiguous(), tau, v_th, hard, keep_mem, strict)
+    return _forward_torch(x, tau, v_th, hard, keep_mem, strict)
 
 
 class FusedLIFFunction(torch.autograd.Function):
-    """``(I, tau, v_th, hard, detach_reset, surrogate, width, kernel) -> (spk, mem)``, both ``[T, B, ...]``.
+    """``(I, tau, v_th, hard, detach_reset, surrogate, width, kernel, strict) -> (spk, mem)``, both ``[T, B, ...]``
+    (``strict``: fire on ``u > v_th``).
 
     Saves ``mem`` (the pre-reset membranes) only; see the module docstring for the backward pass.
     """
 
     @staticmethod
-    def forward(ctx, x, tau, v_th, hard, detach_reset, surrogate, width, kernel):
-        spk, mem = _forward(x, tau, v_th, hard, True, kernel)
+    def forward(ctx, x, tau, v_th, hard, detach_reset, surrogate, width, kernel, strict=False):
+        spk, mem = _forward(x, tau, v_th, hard, True, kernel, strict)
         ctx.save_for_backward(mem)
         ctx.set_materialize_grads(False)  # no zero [T, ...] gradient for an output the loss does not use
-        ctx.args = (tau, v_th, hard, detach_reset, surrogate, width, kernel)
+        ctx.args = (tau, v_th, hard, detach_reset, surrogate, width, kernel, strict)
         return spk, mem
 
     @staticmethod
     def backward(ctx, grad_spk, grad_mem):
-        nones = (None,) * 7
+        nones = (None,) * 8
         if grad_spk is None and grad_mem is None:
             return (None, *nones)
         (mem,) = ctx.saved_tensors
-        tau, v_th, hard, detach_reset, surrogate, width, kernel = ctx.args
+        tau, v_th, hard, detach_reset, surrogate, width, kernel, strict = ctx.args
         if torch.is_grad_enabled():  # create_graph=True: a backward that is itself differentiable
             grad_x = _backward_differentiable(grad_spk, grad_mem, mem, tau, v_th, hard, detach_reset, surrogate,
-                                              width)
+                                              width, strict)
         elif kernel == "triton" and grad_mem is None:
             from .kernels import triton_lif
 
-            grad_x = triton_lif.lif_backward(grad_spk, mem, tau, v_th, hard, detach_reset, surrogate, width)
+            grad_x = triton_lif.lif_backward(grad_spk, mem, tau, v_th, hard, detach_reset, surrogate, width, strict)
         elif kernel == "c":
             from . import kernels
             from .kernels import cpu_lif
 
             gs = torch.zeros_like(mem) if grad_spk is None else grad_spk.contiguous()
             grad_x = cpu_lif.backward(gs, mem, tau, v_th, hard, detach_reset, kernels.shape_id(surrogate),
-                                      surrogate, width, None if grad_mem is None else grad_mem.contiguous())
+                                      surrogate, width, None if grad_mem is None else grad_mem.contiguous(), strict)
         else:
             if grad_spk is None:
                 grad_spk = torch.zeros_like(mem)
-            grad_x = _backward_torch(grad_spk, mem, tau, v_th, hard, detach_reset, surrogate, width, grad_mem)
+            grad_x = _backward_torch(grad_spk, mem, tau, v_th, hard, detach_reset, surrogate, width, grad_mem,
+                                     strict)
         return (grad_x, *nones)
 
 
 def run(x: torch.Tensor, tau: float, v_th: float, hard: bool, detach_reset: bool, surrogate, return_mem: bool,
-        impl: str = "auto"):
+        impl: str = "auto", strict: bool = False):
     """``lif_fused`` without argument checks (``snnlab.neurons.LIF`` validates once, at construction).
-    Returns ``(spk, mem)``; ``mem`` is None when ``return_mem`` is False and no graph is recorded."""
+    Returns ``(spk, mem)``; ``mem`` is None when ``return_mem`` is False and no graph is recorded.
+    ``strict``: fire on ``u > v_th`` (``fire=">"``)."""
     kernel = _kernel(x, surrogate, impl)
     if torch.is_grad_enabled() and x.requires_grad:
-        return FusedLIFFunction.apply(x, tau, v_th, hard, detach_reset, surrogate, surrogate.width, kernel)
+        return FusedLIFFunction.apply(x, tau, v_th, hard, detach_reset, surrogate, surrogate.width, kernel,
+                                      bool(strict))
     # no graph: nothing to save, and no [T, ...] membrane buffer unless asked for
-    return _forward(x, tau, v_th, hard, return_mem, kernel)
+    return _forward(x, tau, v_th, hard, return_mem, kernel, bool(strict))
 
 
 def lif_fused(x: torch.Tensor, tau: float = 0.5, v_th: float = 1.0, reset: str = "hard", detach_reset: bool = False,
               surrogate: str | _surrogate.Surrogate = "triangle", width: float | None = None,
-              return_mem: bool = False, impl: str = "auto"):
+              return_mem: bool = False, impl: str = "auto", fire: str = ">="):
     """The multi-step LIF (IF for ``tau = 1``) on ``x [T, B, ...]`` as one autograd node.
 
     Same arguments and meaning as ``snnlab.neurons.LIF`` (which calls this for ``backend="fused"``). The
@@ -293,6 +305,7 @@ def lif_fused(x: torch.Tensor, tau: float = 0.5, v_th: float = 1.0, reset: str =
         impl: ``"auto"`` (Triton kernels for CUDA tensors when Triton imports, the C kernel for float32/float64
             CPU tensors when it builds, else PyTorch ops), ``"torch"``, ``"c"`` (forced), or ``"triton"`` (forced;
             on CPU only under ``TRITON_INTERPRET=1``, for tests).
+        fire: ``">="`` (default, ``H(0) = 1``) or ``">"`` (strict, TET's official ``ZIF``), as ``LIF``'s.
 
     Returns:
         ``spk`` ``[T, B, ...]`` in the dtype of ``x``, or ``(spk, mem)`` with ``return_mem=True``.
@@ -306,11 +319,12 @@ def lif_fused(x: torch.Tensor, tau: float = 0.5, v_th: float = 1.0, reset: str =
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     tau, v_th, detach_reset = check_tau(tau), check_v_th(v_th), check_detach_reset(detach_reset)
+    fire = check_fire(fire)
     sg = _surrogate.get(surrogate, width) if isinstance(surrogate, str) else surrogate
     if not supports(sg):
         raise ValueError(f"the fused LIF needs a surrogate with a Heaviside forward ({', '.join(_surrogate.FAMILY)}); "
                          f"got {sg!r}: use the reference backend")
     if width is not None and not isinstance(surrogate, str):
         sg.width = width
-    spk, mem = run(x, tau, v_th, reset == "hard", detach_reset, sg, return_mem, impl)
+    spk, mem = run(x, tau, v_th, reset == "hard", detach_reset, sg, return_mem, impl, strict=fire == ">")
     return (spk, mem) if return_mem else spk

@@ -23,7 +23,8 @@ derive from it (e.g. snnTorch's ``snn.Leaky``) is made visible with ``register_n
 (it keeps no state of its own). ``as_spiking(module)`` returns that view (snnlab's own neurons: themselves).
 
 The argument checks shared by ``snnlab.neurons``, ``snnlab.fused`` and ``snnlab.dsr`` live here too
-(``RESETS``, ``check_tau``, ``check_v_th``, ``check_reset``, ``check_detach_reset``, ``check_sequence``), so
+(``RESETS``, ``FIRES``, ``check_tau``, ``check_v_th``, ``check_reset``, ``check_detach_reset``, ``check_fire``,
+``check_sequence``), so
 that this module imports nothing else of snnlab's but ``surrogate`` and every neuron module can import it.
 """
 from __future__ import annotations
@@ -40,10 +41,13 @@ from . import surrogate as _surrogate
 __all__ = [
     "SpikingNeuron", "is_spiking", "spiking_neurons", "as_spiking", "register_neuron_type",
     "unregister_neuron_type", "neuron_types", "PROTOCOL", "RESETS", "check_number", "check_positive",
-    "check_tau", "check_v_th", "check_reset", "check_detach_reset", "check_sequence",
+    "check_tau", "check_v_th", "check_reset", "check_detach_reset", "check_sequence", "FIRES", "check_fire",
 ]
 
 RESETS = ("hard", "subtract")  #: the reset rules of ``snnlab.neurons.LIF`` and ``snnlab.fused``
+#: the firing rules of ``snnlab.neurons.LIF`` and ``snnlab.fused``: ``">="`` fires at the threshold itself
+#: (``H(0) = 1``, SpikingJelly's convention and snnlab's default), ``">"`` does not (TET's official ``ZIF``)
+FIRES = (">=", ">")
 PROTOCOL = ("kind", "v_th", "surrogate", "width_adaptable", "width")  #: what a neuron (or its view) exposes
 
 
@@ -189,6 +193,13 @@ def check_reset(reset) -> str:
     if not isinstance(reset, str) or reset not in RESETS:
         raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
     return reset
+
+
+def check_fire(fire) -> str:
+    """One of ``FIRES`` (``">="`` or ``">"``), else ValueError."""
+    if not isinstance(fire, str) or fire not in FIRES:
+        raise ValueError(f"fire must be one of {FIRES} (fire on u >= v_th, or only on u > v_th), got {fire!r}")
+    return fire
 
 
 def check_detach_reset(detach_reset) -> bool:

@@ -116,7 +116,7 @@ _BEST_VS_FINAL = ("The official scripts report the best test accuracy over all e
 # batch 128; LIF V_th 0.3, tau 1.0, dt 0.05, alpha 0.3, threshold bound 5e-4.
 _DSR_LIF = dict(method="dsr", neuron="lif", optimizer="sgd", lr=0.1, weight_decay=5e-4, scheduler="cosine",
                 warmup_iters=400, epochs=200, batch_size=128, dsr_v_th=0.3, dsr_tau=1.0, dsr_dt=0.05, dsr_alpha=0.3,
-                dsr_v_th_bound=5e-4, dsr_threshold_grad="code")
+                dsr_v_th_bound=5e-4, dsr_threshold_grad="code", dsr_leak_arith="code", dsr_v_th_grad_scale=1.0)
 _DSR_GRAD_NOTE = ("Threshold gradient: the paper's Eq. 14 divides by dt, the code multiplies by dt (the exact "
                   "gradient drives thresholds to 0, DSR issue #2); the recipe uses the code's "
                   "(dsr_threshold_grad='code').")
@@ -253,6 +253,7 @@ def _dsr_imagenet_recipes() -> list[Recipe]:
         config=dict(dataset="imagenet", model="preact_resnet18", T=50, method="dsr", neuron="if",
                     optimizer="adam", lr=1e-3, weight_decay=0.0, scheduler="cosine", warmup_iters=5000,
                     batch_size=144, epochs=90, dsr_v_th=6.0, dsr_alpha=0.5, dsr_v_th_bound=0.01,
+                    dsr_v_th_grad_scale=0.001,  # imagenet/neuron.py IFFunction: torch.sum(Vth_grad) * 0.001 [code]
                     hybrid_ann_epochs=90, hybrid_ann_optimizer="sgd", hybrid_ann_lr=0.1,
                     hybrid_ann_weight_decay=1e-4, hybrid_ann_batch_size=256, hybrid_percentile=0.999,
                     hybrid_calib_batches=5),
@@ -260,7 +261,9 @@ def _dsr_imagenet_recipes() -> list[Recipe]:
         source="DSR table, ImageNet PreAct-ResNet-18 hybrid, IF, T=50 [recall]; hybrid training as the official "
                "README's three ImageNet commands (ANN: --optimizer SGD --wd 1e-4 --batch-size 256 --lr 0.1; "
                "thresholds: the 99.9th percentile of each layer's post-ReLU activations, "
-               "preresnet_cal_Vth.py; SNN: IF, T 50, V_th bound 0.01, alpha 0.5) [code README, imagenet/]",
+               "preresnet_cal_Vth.py; SNN: IF, T 50, V_th bound 0.01, alpha 0.5) [code README, imagenet/]; "
+               "threshold gradient times 0.001 (imagenet/neuron.py's IFFunction.backward: torch.sum(Vth_grad) * "
+               "0.001; the CIFAR code has no factor) [code, read at commit 2312877]",
         assumed={
             "optimizer, lr, weight_decay, batch_size, epochs, warmup_iters, scheduler": (
                 "not stated by the paper: the SNN phase's values are imagenet/main.py's defaults (Adam, lr 1e-3, wd 0, "

@@ -35,6 +35,8 @@ Each object is callable on ``x = u - v_th`` and works as snnTorch's ``spike_grad
 ``width`` may be changed between steps (the chi controller does); the value in force at the forward pass
 is the one used in the matching backward pass. Convention: ``H(0) = 1`` (a neuron that reaches the
 threshold exactly fires), as SpikingJelly; snnTorch uses ``H(0) = 0``; the two differ only on ties.
+``sg(x, strict=True)`` (and ``heaviside(x, strict=True)``) fires on ``x > 0``, i.e. ``H(0) = 0``: the firing rule of
+TET's official ``ZIF`` (``(input > 0).float()``), ``snnlab.neurons.LIF(fire=">")``; the backward is the same.
 """
 from __future__ import annotations
 
@@ -57,28 +59,29 @@ __all__ = [
 ]
 
 
-def heaviside(x: torch.Tensor) -> torch.Tensor:
-    """The spike nonlinearity: 1 where ``x >= 0``, else 0, in the dtype of ``x``."""
-    return (x >= 0).to(x.dtype)
+def heaviside(x: torch.Tensor, strict: bool = False) -> torch.Tensor:
+    """The spike nonlinearity: 1 where ``x >= 0`` (``x > 0`` with ``strict=True``), else 0, in the dtype of ``x``."""
+    return (x > 0 if strict else x >= 0).to(x.dtype)
 
 
 class _SpikeFunction(torch.autograd.Function):
-    """Heaviside forward, ``surrogate.grad(x, width)`` backward. ``width`` is frozen at forward time."""
+    """Heaviside forward (``strict``: ``x > 0`` instead of ``x >= 0``), ``surrogate.grad(x, width)`` backward.
+    ``width`` is frozen at forward time."""
 
     @staticmethod
-    def forward(ctx, x, surrogate, width):
+    def forward(ctx, x, surrogate, width, strict=False):
         ctx.save_for_backward(x)
         ctx.surrogate = surrogate
         ctx.width = width
-        return heaviside(x)
+        return heaviside(x, strict)
 
     @staticmethod
     def backward(ctx, grad_out):
         (x,) = ctx.saved_tensors
         g = ctx.surrogate.grad(x, ctx.width).to(grad_out.dtype)
         if torch.is_grad_enabled():  # create_graph=True (Hessian-vector products): stay differentiable
-            return grad_out * g, None, None
-        return g.mul_(grad_out), None, None  # g is a fresh tensor: scale it in place
+            return grad_out * g, None, None, None
+        return g.mul_(grad_out), None, None, None  # g is a fresh tensor: scale it in place
 
 
 def _check_width(width) -> float:
@@ -115,9 +118,10 @@ class Surrogate:
     def width(self, value) -> None:
         self._width = _check_width(value)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Spikes ``H(x)`` for ``x = u - v_th``; the backward pass uses ``self.grad(x)``."""
-        return _SpikeFunction.apply(x, self, self._width)
+    def __call__(self, x: torch.Tensor, strict: bool = False) -> torch.Tensor:
+        """Spikes ``H(x)`` for ``x = u - v_th`` (``strict=True``: ``x > 0``, no spike at the threshold itself); the
+        backward pass uses ``self.grad(x)``."""
+        return _SpikeFunction.apply(x, self, self._width, bool(strict))
 
     def grad(self, x: torch.Tensor, width: float | None = None) -> torch.Tensor:
         """The surrogate derivative ``g(x)`` evaluated analytically (at ``width``, default ``self.width``)."""

@@ -14,24 +14,27 @@ needs_kernel = pytest.mark.skipif(not cpu_lif.available(), reason=f"the C kernel
 
 
 @needs_kernel
+@pytest.mark.parametrize("fire", [">=", ">"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("detach", [False, True])
 @pytest.mark.parametrize("reset", ["hard", "subtract"])
 @pytest.mark.parametrize("shape", S.FAMILY)
-def test_c_kernel_equals_the_pytorch_path(shape, reset, detach, dtype):
+def test_c_kernel_equals_the_pytorch_path(shape, reset, detach, dtype, fire):
     g = torch.Generator().manual_seed(7)
     x = torch.randn(7, 3, 50, generator=g, dtype=dtype) * 1.5
-    x[2, 0, :5] = 1.0  # exactly at the threshold: H(0) = 1
+    x[2, 0, :5] = 1.0  # exactly at the threshold: H(0) = 1 (fire=">": 0)
+    x[0, 1, :5] = 1.0
     gy, gm = torch.randn(x.shape, generator=g, dtype=dtype), torch.randn(x.shape, generator=g, dtype=dtype)
     out = {}
     for impl in ("c", "torch"):
         xx = x.clone().requires_grad_()
         s, m = fused.lif_fused(xx, tau=0.7, v_th=1.0, reset=reset, detach_reset=detach, surrogate=shape, width=1.3,
-                               return_mem=True, impl=impl)
+                               return_mem=True, impl=impl, fire=fire)
         torch.autograd.backward([s, m], [gy, 0.1 * gm])
         out[impl] = (s.detach(), m.detach(), xx.grad)
     (sc, mc, gc), (st, mt, gt) = out["c"], out["torch"]
     assert torch.equal(sc, st) and torch.equal(mc, mt)
+    assert (sc[0, 1, :5] == (0.0 if fire == ">" else 1.0)).all()  # the ties at t = 0
     if type(S.get(shape)) in cpu_lif.BITWISE_SHAPES:
         assert torch.equal(gc, gt)  # bitwise the PyTorch path's gradients too
     else:  # sigmoid, gaussian: the kernel's exp (float32) or the C library's (float64) rounds otherwise
@@ -110,3 +113,22 @@ def test_malloc_tuning_is_on_by_default_and_can_be_switched_off():
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert on == "(True, None)"
     assert off == "(False, 'switched off by SNNLAB_MALLOC_TUNE=0')"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("v_th", [1.0, 0.3, 1e-3, 7.25])
+def test_compare_threshold_turns_strict_firing_into_one_comparison(dtype, v_th):
+    """The kernels fire on u >= c: c = v_th for fire=">=", the next value above it for fire=">" (every u tested
+    around the threshold, and NaN/inf)."""
+    from snnlab.kernels import compare_threshold
+
+    v = torch.tensor(v_th, dtype=dtype)
+    up, down = torch.tensor(float("inf"), dtype=dtype), torch.tensor(float("-inf"), dtype=dtype)
+    u = [v]
+    for _ in range(4):
+        u = [torch.nextafter(u[0], down), *u, torch.nextafter(u[-1], up)]
+    u = torch.stack(u + [up, down, torch.tensor(float("nan"), dtype=dtype), torch.zeros((), dtype=dtype)])
+    for strict in (False, True):
+        c = torch.tensor(compare_threshold(v_th, dtype, strict), dtype=dtype)
+        assert torch.equal(u >= c, u > v if strict else u >= v), (dtype, v_th, strict)
+    assert compare_threshold(v_th, dtype, False) == float(v)

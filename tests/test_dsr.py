@@ -5,6 +5,7 @@ The formulas below are written out independently of snnlab.dsr (see its module d
 from in the paper and the official code).
 """
 import math
+import re
 
 import pytest
 import torch
@@ -345,20 +346,21 @@ def test_parity_spikingjelly_if(v_th, alpha):
     y2 = ref(x)
     y2.backward(gout)
     assert torch.equal(y1, y2)
-    assert torch.allclose(g1, x.grad)
-    assert ours.v_th.grad.item() == pytest.approx(ref.v_threshold.grad.item(), rel=1e-5, abs=1e-6)
+    assert torch.equal(g1, x.grad)  # the same operations (mean * T, masks, / T): bit for bit
+    assert torch.equal(ours.v_th.grad, ref.v_threshold.grad)
 
 
 @pytest.mark.parametrize("tau,dt,alpha,variant", [(1.0, 0.05, 0.3, "code"), (2.0, 0.1, 0.5, "code"),
                                                   (1.0, 0.05, 0.3, "paper")])
 def test_parity_spikingjelly_lif(tau, dt, alpha, variant):
+    """SpikingJelly computes beta and the rate weights in double precision: leak_arith="double" is it bit for bit."""
     sj = _sj()
     torch.manual_seed(1)
     T, v_th = 10, 0.3
     sat = tau * v_th / dt
     x = (torch.randn(T, 4, 16) * sat + sat / 2).requires_grad_()
     gout = torch.randn(T, 4, 16)
-    ours = DSRLIF(v_th=v_th, tau=tau, dt=dt, alpha=alpha, threshold_grad=variant)
+    ours = DSRLIF(v_th=v_th, tau=tau, dt=dt, alpha=alpha, threshold_grad=variant, leak_arith="double")
     # SJ has the code's variant; the paper's (1/dt instead of dt) is its grad scaling 1/dt^2
     ref = sj.DSRLIFNode(T=T, v_threshold=v_th, tau=tau, delta_t=dt, alpha=alpha, v_threshold_lower_bound=5e-4,
                         v_threshold_grad_scaling=1.0 if variant == "code" else 1 / dt ** 2)
@@ -368,9 +370,213 @@ def test_parity_spikingjelly_lif(tau, dt, alpha, variant):
     x.grad = None
     y2 = ref(x)
     y2.backward(gout)
-    assert torch.allclose(y1, y2)
-    assert torch.allclose(g1, x.grad, atol=1e-6)
-    assert ours.v_th.grad.item() == pytest.approx(ref.v_threshold.grad.item(), rel=1e-4, abs=1e-6)
+    assert torch.equal(y1, y2)
+    assert torch.equal(g1, x.grad)
+    if variant == "code":
+        assert torch.equal(ours.v_th.grad, ref.v_threshold.grad)
+    else:  # s / dt against SJ's s * dt * (1 / dt^2)
+        assert ours.v_th.grad.item() == pytest.approx(ref.v_threshold.grad.item(), rel=1e-6)
+
+
+def test_spikingjelly_is_the_double_arithmetic_not_the_codes():
+    """On inputs where the leak's last bit decides a spike, SpikingJelly fires as leak_arith="double" and not as the
+    default (the official code's float32)."""
+    sj = _sj()
+    x = _flip_case()
+    ref = sj.DSRLIFNode(T=x.shape[0], v_threshold=0.3, tau=1.0, delta_t=0.05, alpha=0.3, v_threshold_lower_bound=5e-4)
+    y = ref(x)
+    assert torch.equal(y, DSRLIF(leak_arith="double")(x))
+    assert not torch.equal(y, DSRLIF()(x))
+
+
+# ------------------------------------------------------------------------------------------- (4b) the official code
+# Replays of the official DSR neurons (github.com/qymeng94/DSR, cifar/modules/neuron.py: weight_rate_spikes,
+# IFFunction, LIFFunction and lif_grad; imagenet/neuron.py: IFFunction with its threshold gradient * 0.001), written
+# out with the same tensor operations in the same order and the same dtypes (tau a float32 tensor, the weights a
+# float32 tensor from Python floats), the input flattened to [T*B, ...] as the code receives it.
+def official_weight_rate_spikes(data, timesteps, tau, delta_t):
+    chw = data.size()[1:]
+    data_reshape = data.view(timesteps, -1, *chw).permute(list(range(1, len(chw) + 2)) + [0])
+    weight = torch.tensor([math.exp(-1 / tau * (delta_t * timesteps - ii * delta_t))
+                           for ii in range(1, timesteps + 1)]).to(data_reshape.device)
+    return (weight * data_reshape).sum(dim=len(chw) + 1) / weight.sum()
+
+
+def official_lif(x, grad_out, Vth, tau=1.0, delta_t=0.05, alpha=0.3):
+    """``LIFFunction.forward`` then ``LIFFunction.backward`` (with ``lif_grad``): (output, input_grad, Vth_grad)."""
+    timesteps = x.shape[0]
+    tau = torch.tensor(tau)  # LIFNeuron: self.tau = torch.tensor(snn_setting['tau'])
+    inp = x.reshape(-1, *x.shape[2:])
+    chw = inp.size()[1:]
+    input_reshape = inp.view(timesteps, -1, *chw)
+    mem_potential = torch.zeros(input_reshape.size(1), *chw).to(input_reshape.device)
+    beta = torch.exp(-delta_t / tau)
+    spikes = []
+    for t in range(input_reshape.size(0)):
+        mem_potential = beta * mem_potential + (1 - beta) * input_reshape[t]
+        spike = ((mem_potential >= alpha * Vth).float() * Vth).float()
+        mem_potential = mem_potential - spike
+        spikes.append(spike / delta_t)
+    output = torch.cat(spikes, 0)
+    # backward
+    grad_output = grad_out.reshape(inp.shape)
+    input_rate_coding = official_weight_rate_spikes(inp, timesteps, tau, delta_t)
+    grad_output_coding = official_weight_rate_spikes(grad_output, timesteps, tau, delta_t) * timesteps
+    indexes = (input_rate_coding > 0) & (input_rate_coding < Vth / delta_t * tau)
+    input_grad = torch.zeros_like(grad_output_coding)
+    input_grad[indexes] = grad_output_coding[indexes].clone() / tau
+    Vth_grad = grad_output_coding.clone()
+    Vth_grad[input_rate_coding <= Vth / delta_t * tau] = 0
+    Vth_grad = torch.sum(Vth_grad) * delta_t
+    input_grad = torch.cat([input_grad for _ in range(timesteps)], 0) / timesteps
+    return output.view(x.shape), input_grad.view(x.shape), Vth_grad
+
+
+def official_if(x, grad_out, Vth, alpha=0.5, imagenet=False):
+    """``IFFunction.forward`` then ``.backward`` (CIFAR; ``imagenet=True``: the ImageNet file's, Vth_grad * 0.001)."""
+    timesteps = x.shape[0]
+    inp = x.reshape(-1, *x.shape[2:])
+    chw = inp.size()[1:]
+    input_reshape = inp.view(timesteps, -1, *chw)
+    mem_potential = torch.zeros(input_reshape.size(1), *chw).to(input_reshape.device)
+    spikes = []
+    for t in range(input_reshape.size(0)):
+        mem_potential = mem_potential + input_reshape[t]
+        spike = ((mem_potential >= alpha * Vth).float() * Vth).float()
+        mem_potential = mem_potential - spike
+        spikes.append(spike)
+    output = torch.cat(spikes, 0)
+    # backward (rate_spikes = torch.mean(data.view(timesteps, -1, *chw), 0))
+    input_rate_coding = torch.mean(inp.view(timesteps, -1, *chw), 0)
+    grad_output_coding = torch.mean(grad_out.reshape(inp.shape).view(timesteps, -1, *chw), 0) * timesteps
+    input_grad = grad_output_coding.clone()
+    input_grad[(input_rate_coding < 0) | (input_rate_coding > Vth)] = 0
+    input_grad = torch.cat([input_grad for _ in range(timesteps)], 0) / timesteps
+    Vth_grad = grad_output_coding.clone()
+    Vth_grad[input_rate_coding <= Vth] = 0
+    Vth_grad = torch.sum(Vth_grad) * 0.001 if imagenet else torch.sum(Vth_grad)
+    return output.view(x.shape), input_grad.view(x.shape), Vth_grad
+
+
+def _ours(neuron, x, grad_out):
+    xi = x.detach().clone().requires_grad_()
+    y = neuron(xi)
+    y.backward(grad_out)
+    return y.detach(), xi.grad, neuron.v_th.grad
+
+
+def _flip_case(n=64, T=6, seed=0):
+    """[T, 1, n] float32 inputs whose first step lands between the two arithmetics: (1 - beta) * x[0] reaches
+    alpha * v_th (DSRLIF's defaults: 0.3 * 0.3) in double precision but not in the code's float32."""
+    _, m_code = dsr.leak_factors(1.0, 0.05, "code")
+    fire_at = (0.3 * torch.tensor(0.3)).item()
+    c = torch.tensor(fire_at / m_code)
+    ulps = torch.nextafter(c, torch.tensor(math.inf)) - c
+    cand = c + ulps * torch.arange(-40, 40)
+    m_double32 = torch.tensor(dsr.leak_factors(1.0, 0.05, "double")[1]).item()
+    flips = cand[((cand * m_code) < fire_at) & ((cand * m_double32) >= fire_at)]
+    assert len(flips) >= 5
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(T, 1, n, generator=g) * 12 - 3
+    x[0, 0, :len(flips)] = flips
+    return x
+
+
+def test_leak_factors_code_is_float32_double_is_spikingjelly():
+    beta, m = dsr.leak_factors(1.0, 0.05, "code")
+    assert (beta, m) == (0.951229453086853, 0.04877054691314697)  # float32(exp(-0.05)), and 1 - it in float32
+    assert torch.tensor(m).item() == m and f"{m:.11f}" == "0.04877054691"
+    beta_d, m_d = dsr.leak_factors(1.0, 0.05, "double")
+    assert (beta_d, m_d) == (math.exp(-0.05), 1 - math.exp(-0.05)) and f"{m_d:.11f}" == "0.04877057550"
+    assert torch.tensor(m_d).item() == 0.04877057671546936  # what a float32 multiply uses: 2 ulps above the code's
+    assert torch.tensor(beta_d).item() == beta  # beta itself rounds to the same float32
+    with pytest.raises(ValueError, match=r"leak_arith must be one of \('code', 'double'\), got 'float32'"):
+        dsr.leak_factors(1.0, 0.05, "float32")
+
+
+@pytest.mark.parametrize("tau,dt,alpha,v_th", [(1.0, 0.05, 0.3, 0.3), (2.0, 0.1, 0.5, 0.6), (1.0, 0.05, 0.3, 0.0123)])
+@pytest.mark.parametrize("shape", [(20, 8, 300), (5, 3, 4, 6, 6)])
+def test_lif_default_is_the_official_code_bit_for_bit(tau, dt, alpha, v_th, shape):
+    torch.manual_seed(0)
+    sat = tau * v_th / dt
+    x = torch.randn(*shape) * sat + sat / 2
+    gout = torch.randn(*shape)
+    n = DSRLIF(v_th=v_th, tau=tau, dt=dt, alpha=alpha)
+    ours = _ours(n, x, gout)
+    ref = official_lif(x, gout, n.v_th.detach().clone(), tau, dt, alpha)
+    for a, b in zip(ours, ref):
+        assert torch.equal(a, b)
+    assert 0 < (ours[0] > 0).float().mean() < 1 and (ours[1] != 0).any()
+
+
+def test_lif_default_matches_the_code_where_double_flips_a_spike():
+    x = _flip_case()
+    gout = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    code, double = DSRLIF(), DSRLIF(leak_arith="double")
+    ours = _ours(code, x, gout)
+    ref = official_lif(x, gout, code.v_th.detach().clone(), 1.0, 0.05, 0.3)
+    for a, b in zip(ours, ref):
+        assert torch.equal(a, b)
+    y_double = double(x)
+    flipped = (y_double != ours[0])
+    assert flipped[0, 0, :5].all()  # the constructed steps: a spike in double precision, none in the code's float32
+    assert (ours[0][0, 0, :5] == 0).all() and (y_double[0, 0, :5] > 0).all()
+
+
+@pytest.mark.parametrize("imagenet", [False, True])
+@pytest.mark.parametrize("v_th,alpha", [(6.0, 0.5), (1.0, 1.0), (0.37, 0.3)])
+def test_if_is_the_official_code_bit_for_bit(v_th, alpha, imagenet):
+    torch.manual_seed(0)
+    x = torch.randn(8, 6, 3, 5, 5) * 2 * v_th + v_th / 2
+    gout = torch.randn(x.shape)
+    n = DSRIF(v_th=v_th, alpha=alpha, v_th_grad_scale=0.001 if imagenet else 1.0)
+    ours = _ours(n, x, gout)
+    ref = official_if(x, gout, n.v_th.detach().clone(), alpha, imagenet=imagenet)
+    for a, b in zip(ours, ref):
+        assert torch.equal(a, b)
+    assert ours[2] != 0
+
+
+@pytest.mark.parametrize("cls", [DSRIF, DSRLIF])
+def test_threshold_grad_scale_multiplies_exactly_the_threshold_gradient(cls):
+    x, gout = (lif_case if cls is DSRLIF else if_case)(seed=2)
+    x, gout = x.detach().float(), gout.float()
+    kw = {} if cls is DSRLIF else {"v_th": 2.0}
+    base = _ours(cls(**kw), x, gout)
+    for scale in (0.001, 0.25, 3.0):
+        scaled = _ours(cls(v_th_grad_scale=scale, **kw), x, gout)
+        assert torch.equal(scaled[0], base[0]) and torch.equal(scaled[1], base[1])  # spikes, input gradient
+        assert torch.equal(scaled[2], base[2] * scale)  # the unscaled gradient (after the LIF's dt) times scale
+        assert scaled[2].item() == pytest.approx(scale * base[2].item(), rel=1e-6)
+    assert base[2] != 0
+
+
+def test_new_options_are_wired_and_checked():
+    from snnlab import cli
+    from snnlab.train import TrainConfig, build_from_config
+    from types import SimpleNamespace
+
+    bundle = SimpleNamespace(input_shape=(1, 8, 8), num_classes=10)
+    cfg = TrainConfig(method="dsr", model="tutorial", dsr_leak_arith="double", dsr_v_th_grad_scale=0.5).validate()
+    ns = list(dsr.dsr_neurons(build_from_config(cfg, bundle)).values())
+    assert ns and all(n.leak_arith == "double" and n.v_th_grad_scale == 0.5 for n in ns)
+    cfg = TrainConfig(method="dsr", model="tutorial", neuron="if", dsr_v_th_grad_scale=1e-3).validate()
+    ns = list(dsr.dsr_neurons(build_from_config(cfg, bundle)).values())
+    assert ns and all(isinstance(n, DSRIF) and n.v_th_grad_scale == 1e-3 for n in ns)
+    default = list(dsr.dsr_neurons(build_from_config(TrainConfig(method="dsr", model="tutorial"), bundle)).values())
+    assert all(n.leak_arith == "code" and n.v_th_grad_scale == 1.0 for n in default)
+    argv = ["train", "--method", "dsr", "--dsr-leak-arith", "double", "--dsr-v-th-grad-scale", "0.001"]
+    args = cli.build_parser().parse_args(argv)
+    args._explicit = cli._explicit_dests(argv)
+    flags = cli.config_from_args(args)
+    assert (flags.dsr_leak_arith, flags.dsr_v_th_grad_scale) == ("double", 0.001)
+    for kw, msg in [(dict(dsr_leak_arith="float"), "dsr_leak_arith must be one of 'code', 'double'; got 'float'"),
+                    (dict(dsr_v_th_grad_scale=0.0), "dsr_v_th_grad_scale must be a finite number > 0, got 0.0"),
+                    (dict(dsr_v_th_grad_scale=-1e-3), "dsr_v_th_grad_scale must be a finite number > 0, got -0.001"),
+                    (dict(dsr_v_th_grad_scale=float("nan")), "dsr_v_th_grad_scale must be a finite number > 0, "
+                                                             "got nan")]:
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            TrainConfig(method="dsr", **kw).validate()
 
 
 # ------------------------------------------------------------------------------------------- (5) models
@@ -554,6 +760,10 @@ def test_training_step_reduces_loss(neuron):
     (dict(v_th_lower_bound=0.0), r"v_th_lower_bound must be > 0, got 0.0"),
     (dict(v_th="6"), r"v_th must be a finite number"),
     (dict(v_th=float("nan")), r"v_th must be a finite number"),
+    (dict(v_th_grad_scale=0.0), r"v_th_grad_scale \(threshold-gradient scale\) must be > 0, got 0.0"),
+    (dict(v_th_grad_scale=-0.001), r"v_th_grad_scale \(threshold-gradient scale\) must be > 0, got -0.001"),
+    (dict(v_th_grad_scale=float("nan")), r"v_th_grad_scale \(threshold-gradient scale\) must be a finite number > 0, "
+                                         r"got nan"),
 ])
 def test_bad_neuron_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -566,6 +776,7 @@ def test_bad_neuron_arguments(kwargs, match):
     (dict(dt=0.0), r"dt .* must be > 0, got 0.0"),
     (dict(tau=-1.0), r"tau .* must be > 0, got -1.0"),
     (dict(threshold_grad="exact"), r"threshold_grad must be one of \('code', 'paper'\), got 'exact'"),
+    (dict(leak_arith="float32"), r"leak_arith must be one of \('code', 'double'\), got 'float32'"),
 ])
 def test_bad_lif_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -1,9 +1,10 @@
 """The fused multi-step LIF (``snnlab.fused``, ``backend="fused"``) against the reference step loop.
 
-Forward: bitwise the same spikes and membranes. Backward: the same gradients in float64 for every reset x
-detach x surrogate shape, with gradient arriving through ``spk`` and ``mem``, with the width changed between the
-forward and the backward pass, and the same Hessian-vector products (double backward). The Triton kernels are
-checked on CPU with ``TRITON_INTERPRET=1`` in a subprocess (skipped when Triton does not import).
+Forward: bitwise the same spikes and membranes, for both firing rules (``fire=">="`` and the strict ``">"``).
+Backward: the same gradients in float64 for every reset x detach x surrogate shape x firing rule, with gradient
+arriving through ``spk`` and ``mem``, with the width changed between the forward and the backward pass, and the
+same Hessian-vector products (double backward). The Triton kernels are checked on CPU with ``TRITON_INTERPRET=1``
+in a subprocess (skipped when Triton does not import).
 """
 import os
 import subprocess
@@ -45,30 +46,33 @@ def _input(shape=(7, 3, 5), dtype=torch.float64, seed=0):
     return x
 
 
+@pytest.mark.parametrize("fire", [">=", ">"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("reset", ["hard", "subtract"])
 @pytest.mark.parametrize("tau", [0.5, 0.83, 1.0])
-def test_forward_bitwise_equal(dtype, reset, tau):
+def test_forward_bitwise_equal(dtype, reset, tau, fire):
     x = _input((12, 4, 3, 5), dtype)
-    f, r = _pair(tau, reset, False, S.Triangle)
+    f, r = _pair(tau, reset, False, S.Triangle, fire=fire)
     sf, mf = f.simulate(x)
     sr, mr = r.simulate(x)
     assert torch.equal(sf, sr) and torch.equal(mf, mr)
+    assert torch.equal(sf[0], (x[0] > 1.0 if fire == ">" else x[0] >= 1.0).to(dtype))  # the ties at t = 0
     assert 0 < sf.mean() < 1  # the case exercises both branches of the reset
     with torch.no_grad():  # the graph-free path (no saved membranes) too
         assert torch.equal(f(x), sr)
 
 
+@pytest.mark.parametrize("fire", [">=", ">"])
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("detach", [False, True])
 @pytest.mark.parametrize("reset", ["hard", "subtract"])
-def test_gradients_equal_reference(shape, detach, reset):
+def test_gradients_equal_reference(shape, detach, reset, fire):
     x = _input()
     g = torch.Generator().manual_seed(1)
     gy, gm = torch.randn(2, *x.shape, generator=g, dtype=x.dtype)
     for tau in (0.7, 1.0):
         grads = []
-        for neuron in _pair(tau, reset, detach, shape):
+        for neuron in _pair(tau, reset, detach, shape, fire=fire):
             xi = x.clone().requires_grad_()
             spk, mem = neuron.simulate(xi)
             ds, = torch.autograd.grad((spk * gy).sum(), xi, retain_graph=True)  # through the spikes only
@@ -98,10 +102,11 @@ def test_width_changed_between_forward_and_backward(shape):
     assert not torch.allclose(new, grads[0])
 
 
-@pytest.mark.parametrize("shape", [S.Triangle, S.Sigmoid, S.Gaussian])
+@pytest.mark.parametrize("shape,fire", [(S.Triangle, ">="), (S.Sigmoid, ">="), (S.Gaussian, ">="),
+                                        (S.Triangle, ">")])
 @pytest.mark.parametrize("detach", [False, True])
 @pytest.mark.parametrize("reset", ["hard", "subtract"])
-def test_hessian_vector_product_equal_reference(shape, detach, reset):
+def test_hessian_vector_product_equal_reference(shape, detach, reset, fire):
     """Double backward through a weight layer + neuron, as ``snnlab.landscape`` computes H v."""
     torch.manual_seed(0)
     x = _input((6, 3, 4))
@@ -109,7 +114,7 @@ def test_hessian_vector_product_equal_reference(shape, detach, reset):
     v = [torch.randn_like(p) for p in lin.parameters()]
     gy = torch.randn(6, 3, 5, dtype=torch.float64)
     hvps = []
-    for neuron in _pair(0.7, reset, detach, shape, width=1.5):
+    for neuron in _pair(0.7, reset, detach, shape, width=1.5, fire=fire):
         spk, mem = neuron.simulate(lin(x) + 0.5)
         loss = (spk * gy).sum() + 0.1 * (mem ** 2).sum()
         grads = torch.autograd.grad(loss, list(lin.parameters()), create_graph=True)
@@ -197,6 +202,8 @@ def test_lif_fused_argument_errors():
         fused.lif_fused(torch.zeros(3))
     with pytest.raises(ValueError, match="Heaviside forward"):
         fused.lif_fused(x, surrogate="smooth-sigmoid")
+    with pytest.raises(ValueError, match=r"fire must be one of \('>=', '>'\).*got 'gt'"):
+        fused.lif_fused(x, fire="gt")
 
 
 _TRITON_SCRIPT = textwrap.dedent(r"""
@@ -212,20 +219,32 @@ _TRITON_SCRIPT = textwrap.dedent(r"""
     x = x.view(10, 3, 4, 4).contiguous(memory_format=torch.channels_last).view(5, 2, 3, 4, 4)
     gy = torch.randn(x.shape, generator=g)
     n = 0
-    for reset in ("hard", "subtract"):
-        for detach in (False, True):
-            for sg in (S.Rectangle(0.7), S.Triangle(1.2), S.Sigmoid(0.5), S.ATan(0.9), S.Gaussian(1.1)):
-                out = {}
-                for impl in ("triton", "torch"):
-                    xi = x.clone().requires_grad_()
-                    spk, mem = fused.lif_fused(xi, 0.5, 1.0, reset, detach, sg, return_mem=True, impl=impl)
-                    (spk * gy).sum().backward()
-                    out[impl] = (spk.detach(), mem.detach(), xi.grad)
-                (st, mt, gt), (sr, mr, gr) = out["triton"], out["torch"]
-                assert torch.equal(st, sr) and torch.equal(mt, mr), (reset, detach, sg)
-                assert st.stride() == x.stride()
-                torch.testing.assert_close(gt, gr, rtol=1e-5, atol=1e-6)
-                n += 1
+    for reset, detach, fire in [(r, d, f) for r in ("hard", "subtract") for d in (False, True) for f in (">=", ">")]:
+        for sg in (S.Rectangle(0.7), S.Triangle(1.2), S.Sigmoid(0.5), S.ATan(0.9), S.Gaussian(1.1)):
+            out = {}
+            for impl in ("triton", "torch"):
+                xi = x.clone().requires_grad_()
+                spk, mem = fused.lif_fused(xi, 0.5, 1.0, reset, detach, sg, return_mem=True, impl=impl, fire=fire)
+                (spk * gy).sum().backward()
+                out[impl] = (spk.detach(), mem.detach(), xi.grad)
+            (st, mt, gt), (sr, mr, gr) = out["triton"], out["torch"]
+            assert torch.equal(st, sr) and torch.equal(mt, mr), (reset, detach, sg, fire)
+            assert st.stride() == x.stride()
+            torch.testing.assert_close(gt, gr, rtol=1e-5, atol=1e-6)
+            n += 1
+    # the ties: the strict rule does not fire at u == v_th
+    s_ge = fused.lif_fused(x, 0.5, 1.0, impl="triton")
+    s_gt = fused.lif_fused(x, 0.5, 1.0, impl="triton", fire=">")
+    assert torch.equal(s_ge[0] != s_gt[0], x[0] == 1.0) and (x[0] == 1.0).any()
+    # bf16 with strict firing: the saved membranes are clamped around the strict comparison value
+    xb = x.bfloat16().requires_grad_()
+    sb = fused.lif_fused(xb, 0.5, 1.0, "hard", False, S.Triangle(1.0), impl="triton", fire=">")
+    sb.backward(gy.bfloat16())
+    xf = x.clone().requires_grad_()
+    sf = fused.lif_fused(xf, 0.5, 1.0, "hard", False, S.Triangle(1.0), impl="torch", fire=">")
+    sf.backward(gy.bfloat16().float())
+    assert torch.equal(sb.float(), sf)
+    torch.testing.assert_close(xb.grad.float(), xf.grad, rtol=2e-2, atol=2e-2)
     # bf16 in/out with fp32 state: the same spikes as fp32 on the same (exactly representable) inputs
     xb = x.bfloat16().requires_grad_()
     sb = fused.lif_fused(xb, 0.5, 1.0, "hard", False, S.Triangle(1.0), impl="triton")
@@ -245,7 +264,7 @@ def test_triton_kernel_interpreted():
     env = {**os.environ, "TRITON_INTERPRET": "1"}
     r = subprocess.run([sys.executable, "-c", _TRITON_SCRIPT], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "TRITON-OK 20" in r.stdout
+    assert "TRITON-OK 40" in r.stdout
 
 
 def test_model_gradients_equal_reference_backend():

@@ -155,6 +155,28 @@ def test_tet_with_the_chi_surrogate_is_one_config(digits):
     assert torch.equal(loss(out, y), snnlab.losses.tet_loss(out, y, lamb=0.05, phi=1.0))
 
 
+def test_tet_strict_firing_reaches_every_neuron_and_is_checked():
+    from types import SimpleNamespace
+
+    from snnlab.neurons import LIF
+
+    bundle = SimpleNamespace(input_shape=(1, 8, 8), num_classes=10)
+
+    def fires(**kw):
+        model = train.build_from_config(TrainConfig(method="tet", model="tutorial", **kw).validate(), bundle)
+        return {m.fire for m in model.modules() if isinstance(m, LIF)}
+
+    assert fires() == {">="} and fires(strict_firing=True) == {">"}
+    assert fires(neuron="if", strict_firing=True) == {">"}
+    assert methods.flat_options()["strict_firing"].default is False  # TET's prefix is "": the flat name is the field
+    cfg = cli.config_from_args(_train_parser().parse_args(["--method", "tet", "--strict-firing", "true"]))
+    assert cfg.strict_firing is True and cfg.method_options["tet"].strict_firing is True
+    with pytest.raises(ValueError, match=re.escape("strict_firing must be True or False, got 'yes'")):
+        TrainConfig(method="tet", strict_firing="yes").validate()
+    with pytest.raises(ValueError, match="fire='>' needs a surrogate with the Heaviside forward"):
+        fires(surrogate="smooth-sigmoid", strict_firing=True)
+
+
 # ------------------------------------------------------------------------------------------ one source per option
 def _train_parser():
     return cli.build_parser()._subparsers._group_actions[0].choices["train"]
@@ -232,8 +254,11 @@ def test_configs_written_by_v0_1_load_with_the_same_meaning(run):
     flat = json.loads((V0_1 / run / "config.json").read_text())
     assert "method_options" not in flat
     cfg = TrainConfig.from_dict(flat)
-    assert cfg.flat() == {k: flat[k] for k in cfg.flat()}  # every old field, same value, same name
-    assert set(flat) == set(cfg.flat())
+    assert set(flat) <= set(cfg.flat())  # every old field is still a field, same name
+    assert {k: cfg.flat()[k] for k in flat} == flat  # ... with the same value
+    specs = {**core_options(), **methods.flat_options()}
+    added = {k: v for k, v in cfg.flat().items() if k not in flat}  # options added since v0.1: their defaults
+    assert added == {k: specs[k].default for k in added}, added
 
 
 def test_option_errors_name_field_value_and_rule():

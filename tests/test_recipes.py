@@ -33,14 +33,17 @@ def test_every_recipe_validates_and_uses_existing_fields(name):
     ("dsr-cifar10-preresnet18-t20", dict(method="dsr", optimizer="sgd", lr=0.1, weight_decay=5e-4, epochs=200,
                                          scheduler="cosine", warmup_iters=400,
                                          batch_size=128, dsr_v_th=0.3, dsr_tau=1.0, dsr_dt=0.05, dsr_alpha=0.3,
-                                         dsr_v_th_bound=5e-4, T=20), 95.40),
+                                         dsr_v_th_bound=5e-4, T=20, dsr_threshold_grad="code",
+                                         dsr_leak_arith="code", dsr_v_th_grad_scale=1.0), 95.40),
     # DSR low latency: LIF T=5, lr 0.05, V_th 0.6, alpha 0.5, bound 1e-3, dt 0.1, about 94.45
     ("dsr-cifar10-preresnet18-t5", dict(lr=0.05, dsr_v_th=0.6, dsr_alpha=0.5, dsr_v_th_bound=1e-3, dsr_dt=0.1, T=5),
      94.45),
     ("dsr-cifar100-preresnet18-t20", dict(T=20, dataset="cifar100"), 78.50),
     # DSR ImageNet: hybrid, IF, T=50 67.74; thresholds at the 99.9th percentile of the ANN's activations [code]; the
-    # ANN trained with SGD lr 0.1 wd 1e-4 batch 256 (README command); the SNN with imagenet/main.py's defaults
+    # ANN trained with SGD lr 0.1 wd 1e-4 batch 256 (README command); the SNN with imagenet/main.py's defaults, its
+    # IF neuron's threshold gradient times 0.001 (imagenet/neuron.py; the CIFAR code has no factor)
     ("dsr-imagenet-preresnet18-t50", dict(method="dsr", neuron="if", T=50, dsr_alpha=0.5, dsr_v_th_bound=0.01,
+                                          dsr_v_th_grad_scale=0.001,
                                           hybrid_percentile=0.999, hybrid_ann_optimizer="sgd", hybrid_ann_lr=0.1,
                                           hybrid_ann_weight_decay=1e-4, hybrid_ann_batch_size=256,
                                           hybrid_ann_epochs=90, optimizer="adam", lr=1e-3, batch_size=144,
@@ -74,13 +77,18 @@ def test_gaps_are_recorded_not_invented():
 def test_dsr_imagenet_recipe_builds_dsrs_imagenet_model():
     from types import SimpleNamespace
 
-    from snnlab.dsr import DSRIF
+    from snnlab.dsr import DSRIF, dsr_neurons
     from snnlab.train import build_from_config
 
     cfg = recipes.config("dsr-imagenet-preresnet18-t50", device="cpu")
     model = build_from_config(cfg, SimpleNamespace(input_shape=(3, 224, 224), num_classes=1000))
     assert model.stem_kind == "imagenet" and isinstance(model.stem[1], DSRIF)
     assert model.stem[1].v_th_lower_bound == 0.01 and model.stem[1].alpha == 0.5
+    neurons = list(dsr_neurons(model).values())  # every IF neuron's threshold gradient times 0.001, as the code's
+    assert len(neurons) > 10 and all(isinstance(n, DSRIF) and n.v_th_grad_scale == 0.001 for n in neurons)
+    for name in recipes.names():  # the CIFAR and DVS recipes: the CIFAR code's neuron, no factor
+        if name.startswith("dsr-") and "imagenet" not in name:
+            assert recipes.config(name, device="cpu").dsr_v_th_grad_scale == 1.0, name
 
 
 def test_unknown_recipe_lists_valid_names():

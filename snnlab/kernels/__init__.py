@@ -11,10 +11,13 @@ replaces compute.
 from __future__ import annotations
 
 import functools
+import math
+
+import torch
 
 from .. import surrogate as _surrogate
 
-__all__ = ["triton_available", "triton_error", "shape_id", "SHAPE_IDS"]
+__all__ = ["triton_available", "triton_error", "shape_id", "SHAPE_IDS", "compare_threshold"]
 
 #: the surrogate shapes the kernels implement, by id (a ``tl.constexpr`` in the kernel)
 SHAPE_IDS = {
@@ -50,3 +53,14 @@ def triton_available() -> bool:
 def triton_error() -> str | None:
     """Why Triton does not import (None if it does)."""
     return _probe()
+
+
+@functools.lru_cache(maxsize=256)
+def compare_threshold(v_th: float, dtype: torch.dtype, strict: bool) -> float:
+    """The ``c`` for which the kernel's ``u >= c`` is the firing rule on ``dtype`` values: ``v_th`` (rounded to
+    ``dtype``, as PyTorch rounds a scalar operand) for ``u >= v_th``; with ``strict``, the next value of ``dtype``
+    above it, for ``u > v_th`` (no ``dtype`` value lies between the two, and NaN fails both tests)."""
+    v = torch.tensor(v_th, dtype=dtype)
+    if strict:
+        v = torch.nextafter(v, torch.tensor(math.inf, dtype=dtype))
+    return float(v)

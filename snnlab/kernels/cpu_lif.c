@@ -6,7 +6,9 @@
 
    Forward, bitwise the PyTorch path (snnlab.fused._forward_torch):
        u[0] = I[0];  u[t] = fma(p[t-1], tau, I[t])   (torch.add(I, p, alpha=tau) is one fused multiply-add)
-       s[t] = u[t] >= v_th
+       s[t] = u[t] >= c          c = v_th for fire=">=", the next value of the type above v_th for fire=">"
+                                 (strict firing: u > v_th <=> u >= nextafter(v_th, inf) for every u, NaN
+                                 included; snnlab.kernels.compare_threshold), so one comparison serves both rules
        p[t] = u[t] - u[t] s[t]  (hard)   or   u[t] - v_th s[t]  (subtract)
    Backward, the adjoint recurrence (A) of snnlab.fused in the PyTorch path's operations (bitwise its gradients
    for rectangle, triangle and atan; sigmoid and gaussian use vexpf below in float32 and libm's exp in float64,
@@ -45,11 +47,11 @@ INLINE float vexpf(float x) {
 /* Each row loop gets its flags as constants (the callers below spell out every combination), so that the
    compiler drops the branches and vectorises the loop. */
 #define DEFINE_LIF(T_, SUF, FMA, EXP, OVF)                                                                          \
-INLINE void fwd_row_##SUF(const T_* xi, T_* si, T_* mi, T_* p, int64_t n, T_ tau, T_ vth, const int first,       \
-                          const int hard, const int keep) {                                                     \
+INLINE void fwd_row_##SUF(const T_* xi, T_* si, T_* mi, T_* p, int64_t n, T_ tau, T_ vth, T_ vcmp,            \
+                          const int first, const int hard, const int keep) {                                    \
     for (int64_t i = 0; i < n; i++) {                                                                           \
         T_ u = first ? xi[i] : FMA(p[i], tau, xi[i]);                                                           \
-        T_ s = u >= vth ? (T_)1 : (T_)0;                                                                        \
+        T_ s = u >= vcmp ? (T_)1 : (T_)0;                                                                       \
         si[i] = s;                                                                                              \
         if (keep) mi[i] = u;                                                                                    \
         p[i] = hard ? u - u * s : u - vth * s;                                                                  \
@@ -57,8 +59,8 @@ INLINE void fwd_row_##SUF(const T_* xi, T_* si, T_* mi, T_* p, int64_t n, T_ tau
 }                                                                                                               \
                                                                                                                 \
 void lif_forward_##SUF(const T_* x, T_* spk, T_* mem, T_* pbuf, int64_t T, int64_t N, double tau_,          \
-                       double vth_, int hard, int threads) {                                                    \
-    const T_ tau = (T_)tau_, vth = (T_)vth_;                                                                    \
+                       double vth_, double vcmp_, int hard, int threads) {                                      \
+    const T_ tau = (T_)tau_, vth = (T_)vth_, vcmp = (T_)vcmp_;                                                  \
     int64_t nblocks = (N + BLOCK - 1) / BLOCK;                                                                  \
     for (int64_t t = 0; t < T; t++) {  /* whole rows in time order: the row buffer p stays in cache */          \
         _Pragma("omp parallel for num_threads(threads) schedule(static)")                                       \
@@ -69,15 +71,15 @@ void lif_forward_##SUF(const T_* x, T_* spk, T_* mem, T_* pbuf, int64_t T, int64
             T_* mi = mem ? mem + t * N + lo : 0;                                                                \
             T_* p = pbuf + lo;                                                                                  \
             if (t == 0) {                                                                                       \
-                if (mem) { if (hard) fwd_row_##SUF(xi, si, mi, p, n, tau, vth, 1, 1, 1);                        \
-                           else fwd_row_##SUF(xi, si, mi, p, n, tau, vth, 1, 0, 1); }                           \
-                else     { if (hard) fwd_row_##SUF(xi, si, mi, p, n, tau, vth, 1, 1, 0);                        \
-                           else fwd_row_##SUF(xi, si, mi, p, n, tau, vth, 1, 0, 0); }                           \
+                if (mem) { if (hard) fwd_row_##SUF(xi, si, mi, p, n, tau, vth, vcmp, 1, 1, 1);                        \
+                           else fwd_row_##SUF(xi, si, mi, p, n, tau, vth, vcmp, 1, 0, 1); }                           \
+                else     { if (hard) fwd_row_##SUF(xi, si, mi, p, n, tau, vth, vcmp, 1, 1, 0);                        \
+                           else fwd_row_##SUF(xi, si, mi, p, n, tau, vth, vcmp, 1, 0, 0); }                           \
             } else {                                                                                            \
-                if (mem) { if (hard) fwd_row_##SUF(xi, si, mi, p, n, tau, vth, 0, 1, 1);                        \
-                           else fwd_row_##SUF(xi, si, mi, p, n, tau, vth, 0, 0, 1); }                           \
-                else     { if (hard) fwd_row_##SUF(xi, si, mi, p, n, tau, vth, 0, 1, 0);                        \
-                           else fwd_row_##SUF(xi, si, mi, p, n, tau, vth, 0, 0, 0); }                           \
+                if (mem) { if (hard) fwd_row_##SUF(xi, si, mi, p, n, tau, vth, vcmp, 0, 1, 1);                        \
+                           else fwd_row_##SUF(xi, si, mi, p, n, tau, vth, vcmp, 0, 0, 1); }                           \
+                else     { if (hard) fwd_row_##SUF(xi, si, mi, p, n, tau, vth, vcmp, 0, 1, 0);                        \
+                           else fwd_row_##SUF(xi, si, mi, p, n, tau, vth, vcmp, 0, 0, 0); }                           \
             }                                                                                                   \
         }                                                                                                       \
     }                                                                                                           \
@@ -106,14 +108,14 @@ static void grad_row_##SUF(const T_* u, T_* g, int64_t n, T_ vth, int shape, T_ 
 /* du[t] of the adjoint recurrence, in PyTorch's operations (addcmul = fma(value * t1, t2, self); add with alpha =  \
    fma(other, alpha, self)): ntau = -tau, asub = -v_th * tau (rounded as PyTorch rounds its scalars) */          \
 INLINE void bwd_row_##SUF(const T_* gi, const T_* ui, const T_* g, const T_* mi, T_* oi, const T_* nxt, int64_t n, \
-                          T_ tau, T_ ntau, T_ asub, T_ vth, const int last, const int hard, const int detach,   \
+                          T_ tau, T_ ntau, T_ asub, T_ vcmp, const int last, const int hard, const int detach,  \
                           const int gm) {                                                                       \
     for (int64_t i = 0; i < n; i++) {                                                                           \
         T_ du;                                                                                                  \
         if (last) {                                                                                             \
             du = gi[i] * g[i];                                                                                  \
         } else if (hard) {                                                                                      \
-            T_ ns = ui[i] < vth ? (T_)1 : (T_)0;                                      /* 1 - s */               \
+            T_ ns = ui[i] < vcmp ? (T_)1 : (T_)0;                                     /* 1 - s */               \
             T_ base = detach ? gi[i] * g[i] : FMA(ntau * nxt[i], ui[i], gi[i]) * g[i];                         \
             du = FMA(tau * ns, nxt[i], base);                                                                   \
         } else {                                                                                                \
@@ -126,9 +128,10 @@ INLINE void bwd_row_##SUF(const T_* gi, const T_* ui, const T_* g, const T_* mi,
 }                                                                                                               \
                                                                                                                 \
 void lif_backward_##SUF(const T_* gs, const T_* mem, const T_* gm, T_* gx, int64_t T, int64_t N, double tau_,   \
-                        double ntau_, double asub_, double vth_, int hard, int detach, int shape, double p1_,    \
-                        double p2_, int threads) {                                                              \
-    const T_ tau = (T_)tau_, ntau = (T_)ntau_, asub = (T_)asub_, vth = (T_)vth_, p1 = (T_)p1_, p2 = (T_)p2_;     \
+                        double ntau_, double asub_, double vth_, double vcmp_, int hard, int detach, int shape,  \
+                        double p1_, double p2_, int threads) {                                                  \
+    const T_ tau = (T_)tau_, ntau = (T_)ntau_, asub = (T_)asub_, vth = (T_)vth_, vcmp = (T_)vcmp_;               \
+    const T_ p1 = (T_)p1_, p2 = (T_)p2_;                                                                        \
     int64_t nblocks = (N + BLOCK - 1) / BLOCK;                                                                  \
     for (int64_t t = T - 1; t >= 0; t--) {  /* whole rows backwards in time; du[t+1] is the row just written */ \
         _Pragma("omp parallel for num_threads(threads) schedule(static)")                                       \
@@ -143,16 +146,16 @@ void lif_backward_##SUF(const T_* gs, const T_* mem, const T_* gm, T_* gx, int64
             grad_row_##SUF(ui, g, n, vth, shape, p1, p2);                                                         \
             int last = t == T - 1, code = (last << 3) | (hard << 2) | (detach << 1) | (gm != 0);                \
             switch (code) {                                                                                     \
-            case 0:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vth, 0, 0, 0, 0); break;                     \
-            case 1:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vth, 0, 0, 0, 1); break;                     \
-            case 2:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vth, 0, 0, 1, 0); break;                     \
-            case 3:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vth, 0, 0, 1, 1); break;                     \
-            case 4:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vth, 0, 1, 0, 0); break;                     \
-            case 5:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vth, 0, 1, 0, 1); break;                     \
-            case 6:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vth, 0, 1, 1, 0); break;                     \
-            case 7:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vth, 0, 1, 1, 1); break;                     \
-            default: if (gm) bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vth, 1, 0, 0, 1);                    \
-                     else    bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vth, 1, 0, 0, 0);                    \
+            case 0:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vcmp, 0, 0, 0, 0); break;                     \
+            case 1:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vcmp, 0, 0, 0, 1); break;                     \
+            case 2:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vcmp, 0, 0, 1, 0); break;                     \
+            case 3:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vcmp, 0, 0, 1, 1); break;                     \
+            case 4:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vcmp, 0, 1, 0, 0); break;                     \
+            case 5:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vcmp, 0, 1, 0, 1); break;                     \
+            case 6:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vcmp, 0, 1, 1, 0); break;                     \
+            case 7:  bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vcmp, 0, 1, 1, 1); break;                     \
+            default: if (gm) bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vcmp, 1, 0, 0, 1);                    \
+                     else    bwd_row_##SUF(gi, ui, g, mi, oi, nxt, n, tau, ntau, asub, vcmp, 1, 0, 0, 0);                    \
             }                                                                                                   \
         }                                                                                                       \
     }                                                                                                           \

@@ -13,11 +13,15 @@ PyTorch's CPU ``torch.add(I, p, alpha=tau)`` (the reference's op) is. Bitwise eq
 reference was not checked on a GPU. Under ``TRITON_INTERPRET=1`` Triton evaluates ``fma`` as a multiply then an
 add (numpy), so the interpreted test uses inputs whose membranes are exact in fp32.
 
+Firing rule: the kernels test ``u >= c`` with ``c = v_th`` for ``fire=">="`` and ``c`` = the next fp32 value above
+``v_th`` for ``fire=">"`` (``snnlab.kernels.compare_threshold``: then ``u >= c`` is exactly ``u > v_th``
+for every fp32 ``u``); ``v_th`` itself stays in the arithmetic (``u - v_th``, the subtractive reset).
+
 Saved membranes in bf16/fp16: ``u[t]`` is stored in the input dtype, and the backward recomputes the spike as
-``u_stored >= v_th``. Plain rounding could move a membrane just below the threshold onto it (or one on it
+``u_stored >= c``. Plain rounding could move a membrane just below the threshold onto it (or one on it
 below), so the stored value is clamped to the correct side: ``min(rn(u), v_below)`` when ``s = 0`` and
-``max(rn(u), v_above)`` when ``s = 1``, where ``v_below``/``v_above`` are the representable neighbours of the
-threshold. The spike pattern seen by the backward pass is then exactly the forward's; the surrogate is evaluated
+``max(rn(u), v_above)`` when ``s = 1``, where ``v_below``/``v_above`` are the representable neighbours of ``c``.
+The spike pattern seen by the backward pass is then exactly the forward's; the surrogate is evaluated
 at the rounded membrane (an error of one rounding of ``u``).
 
 Layout: the operation is element-wise over ``[B, ...]`` and sequential over T only. A tensor whose time
@@ -46,6 +50,7 @@ import torch
 import triton
 import triton.language as tl
 
+from . import compare_threshold
 from . import shape_id as _shape_id
 
 __all__ = ["lif_forward", "lif_backward", "flat_layout"]
@@ -80,7 +85,7 @@ def _surrogate_grad(x, w, SHAPE: tl.constexpr):
 
 
 @triton.jit(do_not_specialize=["N", "T"])
-def _lif_fwd_kernel(x_ptr, spk_ptr, mem_ptr, N, T, tau, v_th, v_below, v_above,
+def _lif_fwd_kernel(x_ptr, spk_ptr, mem_ptr, N, T, tau, v_th, v_cmp, v_below, v_above,
                     HARD: tl.constexpr, KEEP_MEM: tl.constexpr, CLAMP_MEM: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -89,7 +94,7 @@ def _lif_fwd_kernel(x_ptr, spk_ptr, mem_ptr, N, T, tau, v_th, v_below, v_above,
     for _t in range(T):
         x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
         u = tl.fma(p, tau, x)  # (1) I + tau p, one rounding: torch.add(I, p, alpha=tau) is an FMA too
-        s = u >= v_th  # (2), H(0) = 1
+        s = u >= v_cmp  # (2): u >= v_th (H(0) = 1), or u > v_th (strict) through v_cmp
         sf = s.to(tl.float32)
         tl.store(spk_ptr + offs, sf.to(spk_ptr.dtype.element_ty), mask=mask)
         if KEEP_MEM:
@@ -107,7 +112,7 @@ def _lif_fwd_kernel(x_ptr, spk_ptr, mem_ptr, N, T, tau, v_th, v_below, v_above,
 
 
 @triton.jit(do_not_specialize=["N", "T"])
-def _lif_bwd_kernel(gs_ptr, mem_ptr, gx_ptr, N, T, tau, v_th, w,
+def _lif_bwd_kernel(gs_ptr, mem_ptr, gx_ptr, N, T, tau, v_th, v_cmp, w,
                     HARD: tl.constexpr, DETACH: tl.constexpr, SHAPE: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -119,7 +124,7 @@ def _lif_bwd_kernel(gs_ptr, mem_ptr, gx_ptr, N, T, tau, v_th, w,
         gs = tl.load(gs_ptr + offs, mask=mask, other=0.0).to(tl.float32)
         g = _surrogate_grad(u - v_th, w, SHAPE)
         if HARD:
-            j = tl.where(u >= v_th, 0.0, 1.0)  # 1 - s
+            j = tl.where(u >= v_cmp, 0.0, 1.0)  # 1 - s
             if not DETACH:
                 j = j - u * g
         else:
@@ -167,8 +172,9 @@ def _launch_grid(n: int):
     return (max(1, triton.cdiv(n, BLOCK)),)
 
 
-def lif_forward(x: torch.Tensor, tau: float, v_th: float, hard: bool, keep_mem: bool):
-    """Forward kernel on ``x [T, B, ...]`` (fp32/bf16/fp16). Returns ``(spk, mem or None)`` in ``x.dtype``."""
+def lif_forward(x: torch.Tensor, tau: float, v_th: float, hard: bool, keep_mem: bool, strict: bool = False):
+    """Forward kernel on ``x [T, B, ...]`` (fp32/bf16/fp16). Returns ``(spk, mem or None)`` in ``x.dtype``.
+    ``strict``: fire on ``u > v_th``."""
     if x.dtype not in (torch.float32, torch.bfloat16, torch.float16):
         raise TypeError(f"the Triton LIF supports float32, bfloat16 and float16 inputs, got {x.dtype}")
     if not flat_layout(x):
@@ -179,17 +185,20 @@ def lif_forward(x: torch.Tensor, tau: float, v_th: float, hard: bool, keep_mem: 
     mem = torch.empty_like(x) if keep_mem else None
     if x.numel() == 0:
         return spk, mem
-    below, above = _neighbours(v_th, x.dtype)
+    v_cmp = compare_threshold(v_th, torch.float32, strict)  # the kernel compares in fp32
+    below, above = _neighbours(v_cmp, x.dtype)
     _lif_fwd_kernel[_launch_grid(n)](
-        _flat(x), _flat(spk), _flat(mem) if keep_mem else _flat(spk), n, T, float(tau), float(v_th), below, above,
+        _flat(x), _flat(spk), _flat(mem) if keep_mem else _flat(spk), n, T, float(tau), float(v_th), v_cmp, below,
+        above,
         HARD=bool(hard), KEEP_MEM=bool(keep_mem), CLAMP_MEM=x.dtype != torch.float32, BLOCK=BLOCK,
         num_warps=NUM_WARPS)
     return spk, mem
 
 
 def lif_backward(grad_spk: torch.Tensor, mem: torch.Tensor, tau: float, v_th: float, hard: bool,
-                 detach_reset: bool, surrogate, width: float) -> torch.Tensor:
-    """Backward kernel: ``dL/dI [T, B, ...]`` from ``dL/ds`` and the saved membranes (recurrence (A))."""
+                 detach_reset: bool, surrogate, width: float, strict: bool = False) -> torch.Tensor:
+    """Backward kernel: ``dL/dI [T, B, ...]`` from ``dL/ds`` and the saved membranes (recurrence (A));
+    ``strict``: the spikes were ``u > v_th``."""
     sid = _shape_id(surrogate)
     if sid is None:
         raise ValueError(f"the Triton LIF implements the surrogates rectangle, triangle, sigmoid, atan, gaussian; "
@@ -202,6 +211,7 @@ def lif_backward(grad_spk: torch.Tensor, mem: torch.Tensor, tau: float, v_th: fl
     T = mem.shape[0]
     n = mem[0].numel()
     _lif_bwd_kernel[_launch_grid(n)](
-        _flat(grad_spk), _flat(mem), _flat(grad_x), n, T, float(tau), float(v_th), float(width),
+        _flat(grad_spk), _flat(mem), _flat(grad_x), n, T, float(tau), float(v_th),
+        compare_threshold(v_th, torch.float32, strict), float(width),
         HARD=bool(hard), DETACH=bool(detach_reset), SHAPE=sid, BLOCK=BLOCK, num_warps=NUM_WARPS)
     return grad_x

@@ -27,6 +27,13 @@ class DSROptions:
                                       group=_GROUP, default_help="LIF 5e-4, IF 0.01")
     threshold_grad: str = option("code", "LIF threshold gradient: 'code' multiplies by dt (official code), "
                                          "'paper' divides by dt (Eq. 14)", choices=("code", "paper"), group=_GROUP)
+    leak_arith: str = option("code", "LIF leak arithmetic: 'code' computes beta = exp(-dt/tau), 1 - beta and the rate "
+                                     "weights in float32 as the official code (bit for bit), 'double' in double "
+                                     "precision as SpikingJelly (1 - beta = 0.04877057550 instead of 0.04877054691 at "
+                                     "dt 0.05, tau 1: a few spikes flip)", choices=("code", "double"), group=_GROUP)
+    v_th_grad_scale: float = option(1.0, "factor > 0 on the thresholds' gradient (IF and LIF, after the LIF's dt): 1 "
+                                         "in the CIFAR code, 0.001 in the ImageNet code (its IF neuron; the ImageNet "
+                                         "recipe sets it)", lo=0, lo_open=True, group=_GROUP)
 
 
 class DSR(Method):
@@ -43,8 +50,9 @@ class DSR(Method):
         o = self.options(config)
         kw = {"v_th": o.v_th, "alpha": o.alpha, "v_th_lower_bound": o.v_th_bound}
         kw = {k: v for k, v in kw.items() if v is not None}
+        kw.update(v_th_grad_scale=o.v_th_grad_scale)
         if config.neuron == "lif":
-            kw.update(tau=o.tau, dt=o.dt, threshold_grad=o.threshold_grad)
+            kw.update(tau=o.tau, dt=o.dt, threshold_grad=o.threshold_grad, leak_arith=o.leak_arith)
         return build_dsr_model(config.model, bundle.input_shape, bundle.num_classes, neuron=config.neuron, **kw)
 
 

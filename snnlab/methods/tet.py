@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from .. import losses as _losses
+from ..neurons import set_fire
 from ..options import option
 from .base import Method, register
 
@@ -20,6 +21,10 @@ class TETOptions:
     lamb: float = option(0.001, "TET: weight of the MSE term in [0, 1] (paper: 0.05 CIFAR, 0.001 DVS)", lo=0, hi=1,
                          label="lamb (TET's MSE weight)", group=_GROUP)
     phi: float = option(1.0, "TET: target of the MSE term (= V_th)", group=_GROUP)
+    strict_firing: bool = option(False, "TET: the LIF/IF neurons fire only on u > v_th, as the official code's ZIF "
+                                        "((u - v_th > 0).float()); default False: on u >= v_th (snnlab's and "
+                                        "SpikingJelly's rule); the two differ only where u == v_th", metavar="BOOL",
+                                 group=_GROUP)
 
 
 class TET(Method):
@@ -29,6 +34,13 @@ class TET(Method):
     Options = TETOptions
     prefix = ""
     cli_group = (_GROUP, "")
+
+    def build_model(self, config, bundle):
+        model = super().build_model(config, bundle)
+        if self.options(config).strict_firing and not set_fire(model, ">"):  # every snnlab.neurons.LIF / IF
+            raise ValueError(f"strict_firing=True needs snnlab.neurons.LIF/IF neurons; model {config.model!r} "
+                             f"with neuron {config.neuron!r} has none")
+        return model
 
     def loss(self, config):
         o = self.options(config)

@@ -59,8 +59,9 @@ __all__ = [
 
 DSR_NEURONS = {"lif": DSRLIF, "if": DSRIF}
 _NEURON_ARGS = {
-    "lif": ("v_th", "tau", "dt", "alpha", "v_th_lower_bound", "threshold_grad", "trainable"),
-    "if": ("v_th", "alpha", "v_th_lower_bound", "trainable"),
+    "lif": ("v_th", "tau", "dt", "alpha", "v_th_lower_bound", "threshold_grad", "trainable", "leak_arith",
+            "v_th_grad_scale"),
+    "if": ("v_th", "alpha", "v_th_lower_bound", "trainable", "v_th_grad_scale"),
 }
 
 
