@@ -44,8 +44,11 @@ def test_validation_indices_errors_and_closed_form():
     for bad in (0, 1, 1.5, -0.1, True, "0.2"):
         with pytest.raises(ValueError, match=r"validation fraction must be a number in \(0, 1\); got"):
             validation_indices(y, bad)
-    with pytest.raises(ValueError, match="needs every class"):
-        validation_indices(y, 0.05)
+    with pytest.warns(UserWarning, match="cannot be a stratified validation split"):  # 2 of 40, 4 classes
+        fit_idx, val_idx = validation_indices(y, 0.05)
+    assert len(val_idx) == 2 and not set(fit_idx) & set(val_idx) and len(fit_idx) == 38
+    with pytest.raises(ValueError, match="the validation split would hold 0"):
+        validation_indices(y[:4], 0.01)
     b = D.load("digits")
     with pytest.raises(ValueError, match=r"split must be one of 'test', 'val', 'final'; got 'valid'"):
         b.split("valid")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import numbers
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,7 +136,7 @@ def labels_of(dataset) -> np.ndarray:
         got = getattr(dataset, attr, None)
         if got is not None and len(got) == len(dataset):
             return np.asarray(got, dtype=np.int64)
-    return np.asarray([int(y) for _, y in dataset], dtype=np.int64)
+    return np.asarray([int(dataset[i][1]) for i in range(len(dataset))], dtype=np.int64)
 
 
 def validation_indices(labels, fraction: float, seed: int = VAL_SEED) -> tuple[np.ndarray, np.ndarray]:
@@ -149,10 +150,14 @@ def validation_indices(labels, fraction: float, seed: int = VAL_SEED) -> tuple[n
     n = len(labels)
     n_val = int(round(fraction * n))
     classes = np.unique(labels)
-    if n_val < len(classes) or n - n_val < len(classes):
-        raise ValueError(f"cannot hold out {fraction:g} of {n} samples with {len(classes)} classes as a "
-                         "stratified validation split: each part needs every class")
-    fit, val = train_test_split(np.arange(n), test_size=n_val, random_state=seed, stratify=labels)
+    stratify = labels
+    if n_val < len(classes) or n - n_val < len(classes) or np.bincount(labels).min(initial=2) < 2:
+        warnings.warn(f"{fraction:g} of {n} samples with {len(classes)} classes cannot be a stratified validation "
+                      "split (each part needs every class): drawn at random instead", stacklevel=2)
+        stratify = None
+    if n_val < 1 or n_val >= n:
+        raise ValueError(f"cannot hold out {fraction:g} of {n} samples: the validation split would hold {n_val}")
+    fit, val = train_test_split(np.arange(n), test_size=n_val, random_state=seed, stratify=stratify)
     return np.sort(fit), np.sort(val)
 
 
