@@ -13,6 +13,7 @@ import sys
 import time
 
 from . import __version__
+from .data.bundle import epoch_split, final_split
 from .distributed import env_world
 
 EXIT_USAGE = 2
@@ -249,17 +250,16 @@ def _train(args) -> int:
         + ", ".join(f"{s} acc {last[f'{s}_acc']:.4f}, {s} loss {last[f'{s}_loss']:.4f}" for s in seen)
         + f"; cost {last['T_epochs']} T-weighted epochs; outputs in {cfg.out_dir}"
     )
-    split = "test" if cfg.split != "val" else "val"
     if hist.hybrid is not None:
-        h, ev = hist.hybrid, "test" if cfg.split == "test" else "validation"
-        print(f"hybrid: ANN {ev} acc {h['ann_test_acc']:.4f} (T={h['ann_T']}); SNN right after initialisation "
+        h = hist.hybrid
+        print(f"hybrid: ANN {epoch_split(cfg.split)} acc {h['ann_test_acc']:.4f} (T={h['ann_T']}); SNN right after initialisation "
               f"{h['snn_init_test_acc']:.4f} (T={h['T']}); thresholds in {cfg.out_dir}/hybrid.json")
     if cfg.eval_T:
         import json
         from pathlib import Path
 
         final = json.loads((Path(cfg.out_dir) / "results.json").read_text())["final"]
-        print(f"{split} accuracy by T: " + ", ".join(f"T={t}: {a:.4f}" for t, a in final["acc_by_T"].items()))
+        print(f"{final_split(cfg.split)} accuracy by T: " + ", ".join(f"T={t}: {a:.4f}" for t, a in final["acc_by_T"].items()))
     return 0
 
 

@@ -24,6 +24,7 @@ from . import distributed as _dist
 from . import methods as _methods
 from .callbacks import Callback, State
 from .config import T_at_epoch, TrainConfig
+from .data.bundle import epoch_split, final_split
 from .evaluation import evaluate, load_data, temporal_scalability
 from .io import atomic_write_text
 from .layers import encode
@@ -174,7 +175,7 @@ class Run:
     def test_loader(self, T: int, split: str | None = None):
         """The evaluation loader at ``T``: the config's per-epoch split (test, or validation for ``split`` val and
         final) unless ``split`` is given."""
-        split = split or ("test" if self.config.split == "test" else "val")
+        split = split or epoch_split(self.config.split)
         _, loader = self.data.at(T).loaders(self.config.batch_size, split=split)
         return _dist.shard_eval_loader(loader, self.ctx) if self.ctx.enabled else loader
 
@@ -325,7 +326,7 @@ def train_epoch(run: Run, epoch: int, show: bool) -> tuple[dict, object]:
     if run.scheduler is not None:
         run.scheduler.step()
     ev = evaluate(run.model, test_loader, T, data.temporal, run.device, run.loss_fn, reduce=run.reduce)
-    split = eval_name(config)
+    split = epoch_split(config.split)
     row = {
         "epoch": epoch, "T": T,
         # cost in T-weighted epochs (TIT): the sum of T over the epochs trained so far
@@ -338,11 +339,6 @@ def train_epoch(run: Run, epoch: int, show: bool) -> tuple[dict, object]:
         ev = evaluate(run.model, test_loader, T, data.temporal, run.device, run.loss_fn, reduce=run.reduce)
         row.update(test_loss=ev["loss"], test_acc=ev["acc"])
     return row, test_loader
-
-
-def eval_name(config) -> str:
-    """``"test"`` or ``"val"``: the split a run's per-epoch metrics are measured on (``val_acc``, ``test_acc``)."""
-    return "test" if config.split == "test" else "val"
 
 
 def end_epoch(run: Run, epoch: int, row: dict) -> None:
@@ -380,10 +376,8 @@ def finish(run: Run, test_loader, given_bundle) -> None:
     if run.out is None or not history or history.last["epoch"] != config.epochs:
         return
     T = T_at_epoch(config, config.epochs)
-    # split final: the test split (read once more for the per-step and other-T views of the same final model)
-    final_split = "val" if config.split == "val" else "test"
-    if test_loader is None or config.split == "final":  # resumed a finished run: nothing was trained
-        test_loader = run.test_loader(T, split=final_split)
+    if test_loader is None:  # resumed a finished run: nothing was trained (split final: the last epoch's
+        test_loader = run.test_loader(T, split=final_split(config.split))  # loader is the test split's)
     final = dict(history.last)
     final["split"] = config.split
     final["acc_per_step"] = evaluate(run.model, test_loader, T, run.data.at(T).temporal, run.device, run.loss_fn,
@@ -392,7 +386,7 @@ def finish(run: Run, test_loader, given_bundle) -> None:
         return
     if config.eval_T:
         final["acc_by_T"] = temporal_scalability(run.model, config, config.eval_T, run.device, given_bundle,
-                                                 split=final_split)
+                                                 split=final_split(config.split))
     final["train_time_s"] = sum(r["epoch_time_s"] for r in history)
     final.update(history.phases)
     atomic_write_text(run.out / "results.json", json.dumps({"config": config.to_dict(), "final": final}, indent=2))
@@ -415,7 +409,7 @@ def run_fit(config, callbacks, stop_after, bundle, model, ctx, device, phase: st
     for epoch in epochs:
         row, test_loader = train_epoch(run, epoch, show)
         end_epoch(run, epoch, row)
-        split = eval_name(config)
+        split = epoch_split(config.split)
         epochs.set_postfix({f"{split}_acc": f"{row[f'{split}_acc']:.3f}"})
         if stop_after is not None and epoch >= stop_after:
             break

@@ -18,13 +18,26 @@ import torch
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
 __all__ = ["DataBundle", "SPLITS", "VAL_FRACTION", "VAL_SEED", "default_root", "names", "check_T", "check_seed",
-           "check_kwargs", "check_bool", "check_positive_int", "check_split", "labels_of", "validation_indices"]
+           "check_kwargs", "check_bool", "check_positive_int", "check_split", "epoch_split", "final_split",
+           "labels_of", "validation_indices"]
 
 #: what a run evaluates (``TrainConfig.split``): ``"test"`` trains on the whole training split and evaluates the
 #: test split (the papers' protocol); ``"val"`` trains on the training split minus its validation part and
 #: evaluates that part (for every choice; the test split is never read); ``"final"`` trains like ``"val"`` and,
 #: after the last epoch, evaluates the test split once.
 SPLITS = ("test", "val", "final")
+
+
+def epoch_split(split: str) -> str:
+    """The split a run with ``TrainConfig.split == split`` measures every epoch: ``"test"`` or ``"val"``."""
+    return "test" if check_split(split) == "test" else "val"
+
+
+def final_split(split: str) -> str:
+    """The split of a finished run's final views (per-step accuracy, other T): ``"val"`` only for ``"val"``."""
+    return "val" if check_split(split) == "val" else "test"
+
+
 VAL_FRACTION = 0.2  #: share of the training split held out for validation (stratified by class), embedded sets
 VAL_SEED = 0  #: the validation split's seed: fixed, so every run of every method is chosen on the same samples
 

@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass
 
 from .. import hybrid as _hybrid
+from ..data.bundle import epoch_split
 from ..io import atomic_write_text
 from ..models.dsr import thresholds
 from ..optim import OPTIMIZERS
@@ -106,7 +107,7 @@ class Hybrid(Method):
             "percentile": o.percentile, "calib_batches": n, "activation_percentiles": pct,
             "thresholds": thresholds(run.model), "T": T,
             "snn_init_test_acc": run.test_accuracy(run.model, T),
-            "split": "test" if config.split == "test" else "val",  # what the two *_test_acc were measured on
+            "split": epoch_split(config.split),  # what the two *_test_acc were measured on
         }
         if run.out is not None and run.is_main:
             atomic_write_text(run.out / "hybrid.json", json.dumps(info, indent=2) + "\n")
