@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.snnlab-installed
 
-.PHONY: setup run test test-unit test-notebooks lab bench gpu-check notebooks clean
+.PHONY: setup run sweep test test-unit test-notebooks lab bench gpu-check notebooks clean
 
 setup: $(STAMP)
 
@@ -16,8 +16,11 @@ $(STAMP): requirements.lock requirements-oracle.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-run: setup           ## train on digits and dvs-digits, print the table, write results/
+run: setup           ## every method at its validated setting on the embedded data, 5 seeds, the table -> results/
 	$(BIN)/snnlab reproduce --out results
+
+sweep: setup         ## choose every make-run row's setting on the validation split again (by hand; commit snnlab/validated/)
+	$(BIN)/snnlab reproduce --sweep --save-validated --out results
 
 test: test-unit test-notebooks   ## everything CI runs
 

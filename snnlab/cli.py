@@ -94,11 +94,14 @@ def _add_option(g, name: str, opt, notes: dict) -> None:
 
 
 def _notes() -> dict:
-    """Per option, what the methods add to its --help: the older spellings they take for their own options."""
+    """Per option, what the methods add to its --help: their own defaults (their papers' recipes) and the older
+    spellings they take for their own options."""
     from . import methods
 
     notes: dict = {}
     for m in methods.parts():
+        for core, value in m.defaults.items():
+            notes.setdefault(core, []).append(f"--method {m.name}: {value} unless given (its paper's recipe)")
         for core, own in m.cli_takes.items():
             flat = m.flat_prefix() + own
             notes.setdefault(core, []).append(f"with --method {m.name} an older spelling of --{flat.replace('_', '-')}")
@@ -150,6 +153,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start from a paper's setting (see 'snnlab recipes'); flags given explicitly override it")
     g.add_argument("--registry", default=None, metavar="PATH",
                    help="results registry to append this run to (default: registry.json next to the --out folder)")
+    sw = sub.add_parser("sweep", help="choose a setting on the validation split: a grid x seeds, one table",
+                        description="Train the config the flags describe at every setting of a grid and every seed, "
+                                    "on the validation split (the test split is never read), and print each "
+                                    "setting's mean validation accuracy with its 95%% CI and the best one. Without "
+                                    "--grid: the method's own grid (learning rate x its knob; snnlab.sweep).")
+    _add_train_args(sw)
+    g = sw.add_argument_group("the sweep")
+    g.add_argument("--grid", action="append", default=None, metavar="FIELD=V,V,...",
+                   help="one axis of the grid, e.g. --grid lr=0.003,0.01 --grid lamb=0,0.001 (repeatable; every "
+                        "combination is trained); default: the method's grid")
+    g.add_argument("--seeds", default="0,1,2", metavar="S,S,...", help="seeds of every setting (default: %(default)s)")
+    g.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="runs trained at once in separate processes (default: %(default)s)")
+    g.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch threads per run (default: the cores divided among the workers)")
     rc = sub.add_parser("recipes", help="list the papers' recipes (snnlab train --recipe NAME)",
                         description="List the recipes: one per row of the TET, DSR and chi tables.")
     rc.add_argument("--show", default=None, metavar="NAME", help="print one recipe in full")
@@ -159,6 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--fast", action="store_true", help="a few batches per run: checks the pipeline in seconds")
     r.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda' (default: %(default)s)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--sweep", action="store_true",
+                   help="choose every row's setting again on the validation split (3 seeds per setting; about "
+                        "45 min on 2 cores) instead of reading the shipped snnlab/validated/*.json")
+    r.add_argument("--save-validated", action="store_true",
+                   help="with --sweep: write the choices into snnlab/validated/ (make sweep)")
+    r.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="runs trained at once, one torch thread each (default: 2 on 2 or more cores)")
+    r.add_argument("--seeds", default="0,1,2,3,4", metavar="S,S,...", help="seeds of the final runs (default: %(default)s)")
     return p
 
 
@@ -200,7 +226,7 @@ def _unused_flags(given: dict, method: str) -> None:
 def config_from_args(args):
     """The ``TrainConfig`` that ``snnlab train`` arguments describe (validated): the recipe's config if one is
     named, then every flag given explicitly."""
-    from .config import TrainConfig, parse_T_schedule
+    from .config import TrainConfig, method_defaults, parse_T_schedule
 
     given = _given(args)
     recipe = None
@@ -222,6 +248,10 @@ def config_from_args(args):
                        f"runs/{cfg.dataset}-{cfg.model}-{cfg.method}-T{cfg.T}-s{cfg.seed}")
     cfg.validate()
     _unused_flags(given, cfg.method)
+    own = method_defaults(cfg.method, given={**base, **given})
+    if own:  # said on stdout when the run starts (stderr stays one line on an error)
+        args._recipe_note = (f"--method {cfg.method} uses its paper's recipe where no flag is given: "
+                             + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in own.items()))
     return cfg
 
 
@@ -229,6 +259,8 @@ def _train(args) -> int:
     from .train import fit
 
     cfg = config_from_args(args)
+    if getattr(args, "_recipe_note", None):
+        print(args._recipe_note, flush=True)
     if getattr(args, "recipe", None):
         from .recipes import get
 
@@ -263,6 +295,58 @@ def _train(args) -> int:
     return 0
 
 
+def parse_grid(items) -> dict:
+    """``["lr=0.003,0.01", "lamb=0,0.001"]`` -> ``{"lr": [0.003, 0.01], "lamb": [0.0, 0.001]}``, each value parsed
+    as its field's flag would be; a bad field or value raises ValueError naming it."""
+    from . import methods
+    from .config import core_options
+
+    specs = {**core_options(), **methods.flat_options()}
+    grid: dict = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        name = name.strip().lstrip("-").replace("-", "_")
+        if not sep or not values.strip():
+            raise ValueError(f"--grid {item!r}: expected FIELD=V,V,... e.g. lr=0.003,0.01")
+        if name not in specs or name in ("seed", "split", "out_dir"):
+            raise ValueError(f"--grid {item!r}: {name!r} is not a field a sweep can vary; allowed: "
+                             f"{', '.join(k for k in specs if k not in ('seed', 'split', 'out_dir'))}")
+        opt, out = specs[name], []
+        for text in values.split(","):
+            try:
+                v = opt.parse(text) if opt.parse is not None else _cli_type(opt)(text.strip())
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"--grid {item!r}: bad value {text!r} for {name} ({e})") from None
+            out.append(v)
+        grid[name] = out
+    return grid
+
+
+def _sweep(args) -> int:
+    from .tuning import setting_label, sweep
+
+    split = getattr(args, "split", "val")
+    explicit_out = getattr(args, "out_dir", None)
+    cfg = config_from_args(args)
+    if getattr(args, "_recipe_note", None):
+        print(args._recipe_note, flush=True)
+    out = explicit_out or f"runs/sweep-{cfg.dataset}-{cfg.model}-{cfg.method}-T{cfg.T}"
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise ValueError(f"--seeds must be comma-separated integers, e.g. 0,1,2; got {args.seeds!r}") from None
+    grid = parse_grid(args.grid) if args.grid else None
+    res = sweep(cfg.replace(out_dir=None), grid, seeds=seeds, split=split, workers=args.workers,
+                threads=args.threads, out_dir=out, progress=cfg.progress)
+    table = res.table.assign(per_seed=[" ".join(f"{a:.4f}" for a in r) for r in res.table["per_seed"]])
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(res.sentence())
+    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in res.best.items())
+    print(f"chosen: {setting_label(res.best)}; train it with the same flags plus {flags} --split final "
+          f"(test split once); sweep.json and the runs in {out}")
+    return 0
+
+
 def _explicit_dests(argv) -> set:
     """The config options given explicitly on the command line (every other flag is "not given")."""
     p = build_parser()
@@ -288,7 +372,12 @@ def _recipes(args) -> int:
 def _reproduce(args) -> int:
     from .reproduce import reproduce
 
-    reproduce(out=args.out, fast=args.fast, device=args.device, progress=not args.no_progress)
+    try:
+        seeds = [int(x) for x in args.seeds.split(",")]
+    except ValueError:
+        raise ValueError(f"--seeds must be comma-separated integers, e.g. 0,1,2,3,4; got {args.seeds!r}") from None
+    reproduce(out=args.out, fast=args.fast, device=args.device, progress=not args.no_progress, run_sweep=args.sweep,
+              workers=args.workers, seeds=seeds, save_validated=args.save_validated)
     return 0
 
 
@@ -302,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
             return _recipes(args)
         if args.command == "train":
             return _train(args)
+        if args.command == "sweep":
+            return _sweep(args)
         return _reproduce(args)
     except (ValueError, NotImplementedError, FileNotFoundError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__

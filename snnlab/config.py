@@ -32,7 +32,7 @@ from .optim import OPTIMIZERS, SCHEDULERS
 from .options import Option, check, check_all, option, options_of
 from .surrogate import SURROGATES
 
-__all__ = ["TrainConfig", "resolve_device", "parse_T_schedule", "parse_T_list", "T_at_epoch", "core_options",
+__all__ = ["TrainConfig", "method_defaults", "resolve_device", "parse_T_schedule", "parse_T_list", "T_at_epoch", "core_options",
            "AMP_DTYPES", "OPTIMIZERS", "SCHEDULERS"]
 
 AMP_DTYPES = ("float16", "bfloat16")
@@ -185,6 +185,10 @@ class TrainConfig:
                             choices=SCHEDULERS, group=OPTIM)
     warmup_iters: int = option(0, "linear learning-rate warm-up over the first N optimizer steps (DSR's code: 400)",
                                lo=0, metavar="N", group=OPTIM)
+    warmup_epochs: float = option(0.0, "linear learning-rate warm-up over the first E epochs' optimizer steps, "
+                                       "whatever the data set's steps per epoch (DSR's 400 iterations are about one "
+                                       "epoch of CIFAR's 391: --method dsr warms up for 1); not with --warmup-iters",
+                                  lo=0, metavar="E", group=OPTIM)
     neuron: str = option("lif", "spiking neuron", choices=NEURONS, group=NEURON)
     tau: float = option(0.5, "LIF decay factor in (0, 1], u = tau*u + I (TET)", lo=0, hi=1, lo_open=True,
                         label="tau (LIF decay factor)", group=NEURON)
@@ -237,8 +241,10 @@ class TrainConfig:
         if unknown:
             raise TypeError(f"TrainConfig got unknown field(s) {sorted(unknown)}; allowed: "
                             f"{sorted(set(core) | set(_methods.flat_options()))}")
+        own = method_defaults(kw.get("method", core["method"].default), given=kw)
         for name, opt in core.items():
-            default = type(opt.default)(opt.default) if isinstance(opt.default, (list, dict)) else opt.default
+            default = own.get(name, opt.default)
+            default = type(default)(default) if isinstance(default, (list, dict)) else default
             object.__setattr__(self, name, kw.get(name, default))
         self.method_options = _group_options(kw.get("method_options") or {})
         for k, v in flat.items():
@@ -276,6 +282,9 @@ class TrainConfig:
                 )
             if self.T != phases[0][0]:
                 raise ValueError(f"T ({self.T}) must be the first T of T_schedule {self.T_schedule!r} ({phases[0][0]})")
+        if self.warmup_iters and self.warmup_epochs:
+            raise ValueError(f"give one warm-up, warmup_iters ({self.warmup_iters}) or warmup_epochs "
+                             f"({self.warmup_epochs}), not both (set the other to 0)")
         _validate_parts(self)
         return self
 
@@ -305,12 +314,16 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        """From ``to_dict``'s grouped form or an older flat one (``dsr_v_th``, ``chi_target``, ... at the top)."""
+        """From ``to_dict``'s grouped form or an older flat one (``dsr_v_th``, ``chi_target``, ... at the top).
+
+        A saved config is complete: a core field it lacks (one added since it was written) takes the field's own
+        default, never the method's recipe (``Method.defaults``), so an old run reads back as what it ran."""
         names = set(cls.field_names()) | {"method_options"}
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown config field(s) {sorted(unknown)}; allowed: {sorted(names)}")
-        return cls(**d)
+        absent = {k: o.default for k, o in core_options().items() if k not in d}
+        return cls(**{**absent, **d})
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "TrainConfig":
@@ -319,6 +332,19 @@ class TrainConfig:
     def replace(self, **changes) -> "TrainConfig":
         """A copy with ``changes`` (core or flat method-option names)."""
         return dataclasses.replace(self, **changes)
+
+
+def method_defaults(method: str, given=()) -> dict:
+    """The core fields ``method`` sets when a config does not give them: its paper's small-scale recipe
+    (``Method.defaults``, e.g. DSR: SGD, lr 0.1, weight decay 5e-4, one epoch of warm-up). Fields in ``given`` are
+    left out, and a method's ``warmup_epochs`` gives way to a given ``warmup_iters`` (the two are one choice)."""
+    try:
+        own = dict(_methods.get(method).defaults)
+    except (ValueError, TypeError):  # an unknown method: validate() names it
+        return {}
+    if "warmup_iters" in given:
+        own.pop("warmup_epochs", None)
+    return {k: v for k, v in own.items() if k not in given}
 
 
 def core_options() -> dict[str, Option]:

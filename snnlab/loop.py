@@ -23,7 +23,7 @@ from . import checkpoint as _checkpoint
 from . import distributed as _dist
 from . import methods as _methods
 from .callbacks import Callback, State
-from .config import T_at_epoch, TrainConfig
+from .config import T_at_epoch, TrainConfig, resolve_device
 from .data.bundle import epoch_split, final_split
 from .evaluation import evaluate, load_data, temporal_scalability
 from .io import atomic_write_text
@@ -31,7 +31,7 @@ from .layers import encode
 from .optim import make_optimizer, make_scheduler
 from .seeding import epoch_seed, seed_everything
 
-__all__ = ["run_fit", "Run", "History", "NonFiniteLossError", "load_checkpoint", "atomic_save", "Callback",
+__all__ = ["fit", "run_fit", "Run", "History", "NonFiniteLossError", "load_checkpoint", "atomic_save", "Callback",
            "write_csv", "restore_scaler"]
 
 
@@ -157,6 +157,7 @@ class Run:
         self.history = History(model=self.model, config=config)
         self.history.callbacks = self.callbacks
         self.start_epoch, self.global_step = 1, 0  # optimizer steps taken so far (all epochs): drive the warm-up
+        self.warmup_steps = config.warmup_iters  # train_epoch sets it from warmup_epochs once it knows the steps
         self.state = State(model=self.model, optimizer=self.optimizer, config=config, epoch=1, step=0, log={},
                            device=device)
 
@@ -247,6 +248,13 @@ def before_training(run: Run, ck: dict | None) -> None:
             cb.load_state_dict(st)
 
 
+def warmup_steps(config, steps_per_epoch: int) -> int:
+    """Optimizer steps of linear warm-up: ``warmup_iters``, or ``warmup_epochs`` epochs of ``steps_per_epoch``."""
+    if config.warmup_iters:
+        return config.warmup_iters
+    return int(round(config.warmup_epochs * steps_per_epoch))
+
+
 def train_step(run: Run, x, y, T: int, temporal: bool, epoch: int, epoch_lrs: list) -> tuple:
     """One optimizer step on a batch: forward, loss, the divergence check, warm-up, backward, callbacks.
     Returns ``(outputs, y on the device, loss value)``."""
@@ -273,9 +281,9 @@ def train_step(run: Run, x, y, T: int, temporal: bool, epoch: int, epoch_lrs: li
             + (f"the last good checkpoint is {run.ckpt_path} (epoch {epoch - 1})" if run.ckpt_path and epoch > 1
                else "no checkpoint was written yet")
         )
-    if run.global_step < config.warmup_iters:  # warm-up: the epoch's rate times (k + 1) / N
+    if run.global_step < run.warmup_steps:  # warm-up: the epoch's rate times (k + 1) / N
         for g, lr in zip(run.optimizer.param_groups, epoch_lrs):
-            g["lr"] = lr * (run.global_step + 1) / config.warmup_iters
+            g["lr"] = lr * (run.global_step + 1) / run.warmup_steps
     run.global_step += 1
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
@@ -305,6 +313,7 @@ def train_epoch(run: Run, epoch: int, show: bool) -> tuple[dict, object]:
     t0 = time.perf_counter()
     n, loss_sum, correct = 0, 0.0, 0
     n_batches = len(train_loader) if config.max_batches is None else min(config.max_batches, len(train_loader))
+    run.warmup_steps = warmup_steps(config, n_batches)
     bar = tqdm(train_loader, total=n_batches, desc=f"{run.phase}epoch {epoch}", leave=False, disable=not show)
     epoch_lrs = [g["lr"] for g in run.optimizer.param_groups]  # the scheduler's rates for this epoch
     for step, (x, y) in enumerate(bar, start=1):
@@ -416,3 +425,28 @@ def run_fit(config, callbacks, stop_after, bundle, model, ctx, device, phase: st
     epochs.close()
     finish(run, test_loader, bundle)
     return run.history
+
+
+def fit(
+    config: TrainConfig,
+    *,
+    callbacks: list[Callback] | tuple = (),
+    stop_after: int | None = None,
+    bundle=None,
+    model: nn.Module | None = None,
+) -> History:
+    """Train ``config`` and return the per-epoch metrics (``History``; ``.model`` is the trained model).
+
+    Args:
+        config: the run (validated first: a bad field raises ValueError naming it).
+        callbacks: ``Callback`` objects observing the loop.
+        stop_after: stop after this epoch (1-based) as if interrupted; ``resume=True`` continues later.
+        bundle: a ``snnlab.data.DataBundle`` to use instead of loading ``config.dataset``.
+        model: a model to train instead of building ``config.model`` (e.g. to fine-tune).
+    """
+    config.validate()
+    ctx, device = _dist.setup(resolve_device(config.device))
+    try:
+        return run_fit(config, callbacks, stop_after, bundle, model, ctx, device)
+    finally:
+        ctx.close()

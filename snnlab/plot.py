@@ -200,6 +200,31 @@ def lines(x, groups: Mapping[str, Sequence], xlabel: str, ylabel: str, logx=Fals
     return fig, ax
 
 
+def seed_points(groups: Mapping[str, Sequence[float]], ylabel: str = "test accuracy", ax=None, highlight=None,
+                level: float = 0.95, title: str | None = None):
+    """Every seed's value (dots) and the mean with its ``level`` t interval (black bar) per labelled group, so a
+    reader sees the spread the interval summarises; ``highlight``: a label drawn in another colour."""
+    from . import stats
+
+    labels = list(groups)
+    fig, ax = fig_ax(ax, figsize=(max(5.0, 0.55 * len(labels) + 2), 3.4))
+    for i, name in enumerate(labels):
+        vals = [float(v) for v in groups[name]]
+        ax.scatter([i] * len(vals), vals, s=14, alpha=0.6, zorder=3, color="C1" if name == highlight else "C0")
+        ci = stats.mean_ci(vals, level)
+        if not np.isnan(ci.low):
+            ax.errorbar([i], [ci.mean], yerr=[[ci.mean - ci.low], [ci.high - ci.mean]], fmt="_", color="k",
+                        capsize=3, zorder=4)
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=60 if len(labels) > 4 else 0, ha="right" if len(labels) > 4 else "center",
+                       fontsize=7)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig, ax
+
+
 def accuracy_vs(x, groups: Mapping[str, Sequence], xlabel: str, ylabel: str = "test accuracy", logx=False, ax=None,
                 errors: Mapping[str, Sequence] | None = None):
     """Accuracy (or any metric) against ``x``, one line per group: ``lines`` with an accuracy label."""

@@ -26,12 +26,8 @@ uninterrupted run on CPU.
 """
 from __future__ import annotations
 
-import pandas as pd
 from torch import nn
-from tqdm.auto import tqdm
 
-from . import data as _data
-from . import distributed as _dist
 from . import methods as _methods
 from .callbacks import Callback, State as _State  # noqa: F401  (_State: the loop's state, under its old name)
 from .config import (AMP_DTYPES, OPTIMIZERS, SCHEDULERS, T_at_epoch, TrainConfig, parse_T_list,  # noqa: F401
@@ -39,10 +35,11 @@ from .config import (AMP_DTYPES, OPTIMIZERS, SCHEDULERS, T_at_epoch, TrainConfig
 from .io import atomic_write_text as _atomic_write_text  # noqa: F401  (kept for old imports)
 from .layers import encode
 from .evaluation import evaluate, load_data, temporal_scalability
-from .loop import (History, NonFiniteLossError, atomic_save, load_checkpoint, restore_scaler as _load_scaler,  # noqa: F401
-                   run_fit, write_csv as _write_csv)
+from .loop import (History, NonFiniteLossError, atomic_save, fit, load_checkpoint,  # noqa: F401
+                   restore_scaler as _load_scaler, run_fit, write_csv as _write_csv)
 from .neuron_base import RESETS  # noqa: F401
 from .seeding import epoch_seed as _epoch_seed, seed_everything  # noqa: F401
+from .tuning import SweepResult, sweep  # noqa: F401
 
 __all__ = [
     "TrainConfig",
@@ -75,55 +72,4 @@ def loss_from_config(config: TrainConfig):
     return _methods.method_of(config).loss(config)
 
 
-def fit(
-    config: TrainConfig,
-    *,
-    callbacks: list[Callback] | tuple = (),
-    stop_after: int | None = None,
-    bundle=None,
-    model: nn.Module | None = None,
-) -> History:
-    """Train ``config`` and return the per-epoch metrics (``History``; ``.model`` is the trained model).
-
-    Args:
-        config: the run (validated first: a bad field raises ValueError naming it).
-        callbacks: ``Callback`` objects observing the loop.
-        stop_after: stop after this epoch (1-based) as if interrupted; ``resume=True`` continues later.
-        bundle: a ``snnlab.data.DataBundle`` to use instead of loading ``config.dataset``.
-        model: a model to train instead of building ``config.model`` (e.g. to fine-tune).
-    """
-    config.validate()
-    ctx, device = _dist.setup(resolve_device(config.device))
-    try:
-        return run_fit(config, callbacks, stop_after, bundle, model, ctx, device)
-    finally:
-        ctx.close()
-
-
 _fit = run_fit  # the loop under its old private name (tests drive it with a fake process group)
-
-
-def sweep(base: TrainConfig, grid: list[dict], *, bundle=None, progress: bool = True, **fit_kwargs):
-    """Train ``base`` once per dict of changes in ``grid``; return a ``pandas.DataFrame``, one row per run.
-
-    Each row holds the changed fields, the final ``test_acc``/``train_acc``/``test_loss`` and the summed
-    training time. The dataset is loaded once and shared when every run uses the same data.
-
-    Example::
-
-        grid = [dict(surrogate=s, width=w) for s in ("triangle", "atan") for w in (0.25, 1, 4)]
-        df = snnlab.sweep(TrainConfig(dataset="dvs-digits", epochs=3), grid)
-    """
-    rows = []
-    shared = bundle
-    for changes in tqdm(grid, desc="sweep", disable=not progress):
-        cfg = base.replace(**changes, progress=False)
-        data_key = (cfg.dataset, cfg.T if cfg.dataset in _data.TEMPORAL else None, cfg.data_seed)
-        if bundle is None:
-            if shared is None or shared_key != data_key:
-                shared, shared_key = load_data(cfg), data_key
-        hist = fit(cfg, bundle=shared, **fit_kwargs)
-        last = hist.last
-        rows.append({**changes, "test_acc": last["test_acc"], "train_acc": last["train_acc"],
-                     "test_loss": last["test_loss"], "train_time_s": sum(r["epoch_time_s"] for r in hist)})
-    return pd.DataFrame(rows)

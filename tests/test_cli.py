@@ -97,8 +97,10 @@ def test_T_schedule_sets_T_and_epochs():
 def test_reproduce_fast(tmp_path):
     out = run("reproduce", "--fast", "--out", str(tmp_path / "res"), "--no-progress")
     assert out.returncode == 0, out.stderr
-    for f in ("results.csv", "results.md", "training_curves.png"):
+    for f in ("results.csv", "results.md", "comparisons.txt", "test_accuracy.png", "training_curves.png"):
         assert (tmp_path / "res" / f).exists()
     head = (tmp_path / "res" / "results.csv").read_text().splitlines()
-    assert head[0].startswith("dataset,method,T,epochs,test_acc,train_time_s")
-    assert {line.split(",")[0] for line in head[1:]} == {"digits", "dvs-digits"}
+    assert head[0] == "dataset,method,setting,T,epochs,seeds,test_acc,ci95,vs_sdt,train_time_s"
+    assert {line.split(",")[0] for line in head[1:]} == {"digits", "mnist1d", "dvs-digits"}
+    said = (tmp_path / "res" / "comparisons.txt").read_text().splitlines()
+    assert len(said) == 9 and all("2 paired runs" in line for line in said)  # 3 methods vs SDT on 3 data sets

@@ -721,7 +721,7 @@ def test_vgg11_shape_and_params():
 
 def test_registry_and_kwargs():
     # DSR's own models, and the papers' surrogate-gradient ones with DSR neurons (tests/test_paper_models.py)
-    assert set(DSR_MODELS) == {"tutorial", "preact_resnet18", "vgg11", "resnet19", "vggsnn", "spiking-resnet34",
+    assert set(DSR_MODELS) == {"tutorial", "tutorial1d", "preact_resnet18", "vgg11", "resnet19", "vggsnn", "spiking-resnet34",
                                "sew-resnet34"}
     m = build_dsr_model("tutorial", (2, 24, 24), 10, neuron="if", v_th=2.0, alpha=1.0)
     assert all(v == 2.0 for v in thresholds(m).values())
@@ -800,7 +800,7 @@ def test_bad_inputs():
 
 
 def test_bad_model_arguments():
-    with pytest.raises(ValueError, match=r"unknown DSR model 'resnet'; available: 'tutorial', 'preact_resnet18'"):
+    with pytest.raises(ValueError, match=r"unknown DSR model 'resnet'; available: 'tutorial', 'tutorial1d', 'preact_resnet18'"):
         build_dsr_model("resnet", (3, 32, 32), 10)
     with pytest.raises(ValueError, match=r"unknown DSR neuron 'alif'; available: 'lif', 'if'"):
         DSRTutorialSNN((1, 8, 8), 10, neuron="alif")
@@ -835,3 +835,21 @@ def test_threshold_log_records_every_k_steps_and_resumes(tmp_path):
     again = ThresholdLog(every=2)
     again.load_state_dict(log.state_dict())
     assert again.rows == log.rows and again.state_dict() == log.state_dict()
+
+
+def test_dsr_tutorial1d_is_the_1d_tutorial_trunk_with_dsr_neurons_and_trains_on_mnist1d():
+    import snnlab.data as D
+    from snnlab.models import build_model
+    from snnlab.models.dsr import DSRTutorialSNN1d, build_dsr_model, thresholds
+    from snnlab.train import TrainConfig, fit
+
+    m = build_dsr_model("tutorial1d", (1, 40), 10, v_th=0.6, alpha=0.5)
+    assert isinstance(m, DSRTutorialSNN1d)
+    ref = build_model("tutorial1d", (1, 40), 10)
+    assert [p.shape for p in m.features.parameters() if p.dim()] == [p.shape for p in ref.features.parameters()
+                                                                      if p.dim()]
+    assert all(v == pytest.approx(0.6) for v in thresholds(m).values()) and len(thresholds(m)) == 3
+    assert m(torch.rand(5, 2, 1, 40)).shape == (1, 2, 10)
+    hist = fit(TrainConfig(dataset="mnist1d", model="tutorial1d", method="dsr", T=3, epochs=1, max_batches=2,
+                           progress=False), bundle=D.load("mnist1d"))
+    assert 0 <= hist.last["test_acc"] <= 1 and math.isfinite(hist.last["train_loss"])

@@ -191,9 +191,11 @@ def test_callbacks_see_every_step_and_log(digits):
 
 
 def test_sweep_returns_one_row_per_config(digits):
-    df = snnlab.sweep(small(epochs=1, max_batches=2), [dict(width=0.5), dict(width=2.0)], bundle=digits,
-                      progress=False)
-    assert list(df["width"]) == [0.5, 2.0] and {"test_acc", "train_time_s"} <= set(df.columns)
+    res = snnlab.sweep(small(epochs=1, max_batches=2), [dict(width=0.5), dict(width=2.0)], bundle=digits,
+                       progress=False)
+    assert list(res.runs["width"]) == [0.5, 2.0] and {"val_acc", "train_time_s"} <= set(res.runs.columns)
+    old = snnlab.sweep(small(epochs=1, max_batches=2), [dict(width=0.5)], split="test", bundle=digits, progress=False)
+    assert old.metric == "test_acc" and "test_acc" in old.runs  # the papers' protocol, when asked for
 
 
 def test_T_schedule_switches_T_carries_state_and_counts_cost(tmp_path, digits):
@@ -257,7 +259,7 @@ def test_dsr_method_trains_thresholds_and_resumes_exactly(tmp_path, digits, neur
 
 
 def test_dsr_config_errors():
-    with pytest.raises(ValueError, match="model must be one of 'tutorial', 'preact_resnet18', 'vgg11', .*; got 'mlp'"):
+    with pytest.raises(ValueError, match="model must be one of 'tutorial', 'tutorial1d', 'preact_resnet18', 'vgg11', .*; got 'mlp'"):
         TrainConfig(method="dsr", model="mlp").validate()
     with pytest.raises(ValueError, match="no surrogate"):
         TrainConfig(method="dsr", chi_target=0.3).validate()

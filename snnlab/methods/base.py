@@ -60,6 +60,11 @@ class Method:
         cli_group: ``(title, description)`` of its section in ``--help``.
         cli_takes: ``{core field: own field}``: with this method, the core field's flag sets its own option
             instead (kept for flags that meant the method's option before it had its own flag).
+        defaults: ``{core field: value}``: the method's own recipe (its paper's small-scale optimiser, learning
+            rate, weight decay, warm-up), used for every field a config does not give (``TrainConfig(method=...)``,
+            ``snnlab train --method ...``); a given value always wins. Empty: the core defaults.
+        sweep_grid: ``{field: values}``: the small grid ``snnlab.sweep`` searches by default (the learning rate
+            and one knob of the method's own), on the validation split.
     """
 
     name: str = ""
@@ -73,6 +78,8 @@ class Method:
     models: tuple | None = None
     cli_group: tuple = ("", "")
     cli_takes: dict = {}
+    defaults: dict = {}
+    sweep_grid: dict = {"lr": (3e-3, 1e-2, 3e-2), "width": (0.5, 1.0, 2.0)}
 
     # ---------------------------------------------------------------------------------------- options
     def flat_prefix(self) -> str:
@@ -100,6 +107,11 @@ class Method:
 
     def validate(self, config) -> None:
         """Checks across fields, once every option has its type (called for every registered part)."""
+
+    def grid(self, config) -> dict:
+        """The grid ``snnlab.sweep`` searches for ``config`` by default (a method: the learning rate and its knob;
+        an add-on: its knob, which replaces the method's)."""
+        return dict(self.sweep_grid)
 
     # ---------------------------------------------------------------------------------------- the run
     def build_model(self, config, bundle) -> nn.Module:

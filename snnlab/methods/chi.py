@@ -37,6 +37,7 @@ class ChiAdaptive(Method):
     needs_surrogate = True
     supports_distributed = False
     cli_group = (_GROUP, "")
+    sweep_grid = {"chi_target": (0.1, 0.3, 0.5)}
 
     def active(self, config) -> bool:
         return self.options(config).target is not None

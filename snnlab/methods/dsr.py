@@ -45,6 +45,18 @@ class DSR(Method):
     models = tuple(DSR_MODELS)
     cli_group = (_GROUP, "")
     cli_takes = {"tau": "tau", "v_th": "v_th"}  # --tau / --v-th under --method dsr: DSR's own (older spelling)
+    # the official code's CIFAR optimiser (SGD momentum 0.9, wd 5e-4, lr 0.1, cosine); its 400-iteration warm-up is
+    # one epoch of CIFAR's 391 steps, so it is given in epochs: 400 steps would be 17 epochs of digits' 23
+    defaults = {"optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4, "warmup_epochs": 1.0}
+    # the learning rate, and the official code's T = 20 neuron constants against its low-latency T = 5 ones
+    sweep_grid = {"lr": (0.025, 0.05, 0.1),
+                  "neuron constants": ({"dsr_v_th": 0.3, "dsr_alpha": 0.3, "dsr_dt": 0.05, "dsr_v_th_bound": 5e-4},
+                                       {"dsr_v_th": 0.6, "dsr_alpha": 0.5, "dsr_dt": 0.1, "dsr_v_th_bound": 1e-3})}
+
+    def grid(self, config) -> dict:
+        if config.neuron == "lif":
+            return dict(self.sweep_grid)
+        return {"lr": self.sweep_grid["lr"], "dsr_alpha": (0.3, 0.5, 1.0)}  # IF: the code's alpha 0.5, and around it
 
     def build_model(self, config, bundle):
         o = self.options(config)

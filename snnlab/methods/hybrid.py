@@ -59,6 +59,7 @@ class Hybrid(Method):
     Options = HybridOptions
     requires = ("dsr",)
     cli_group = (_GROUP, _ABOUT)
+    sweep_grid: dict = {}  # no knob of its own: the method's grid
 
     def active(self, config) -> bool:
         o = self.options(config)

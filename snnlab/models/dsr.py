@@ -50,10 +50,10 @@ from ..dsr import DSRIF, DSRLIF, dsr_neurons
 from ..layers import TimeMerged
 from .factory import check_shape, init_resnet
 from .papers import ResNet19, SEWResNet34, SpikingResNet34, VGGSNN
-from .tutorial import conv_trunk
+from .tutorial import conv_trunk, conv_trunk_1d
 
 __all__ = [
-    "DSR_NEURONS", "make_dsr_neuron", "DSRTutorialSNN", "PreActBlock", "PreActResNet18", "STEMS", "VGG11",
+    "DSR_NEURONS", "make_dsr_neuron", "DSRTutorialSNN", "DSRTutorialSNN1d", "PreActBlock", "PreActResNet18", "STEMS", "VGG11",
     "DSR_MODELS", "build_dsr_model", "thresholds", "ThresholdLog", "count_parameters",
 ]
 
@@ -127,6 +127,21 @@ class DSRTutorialSNN(nn.Module):
         make = _neuron_factory(neuron, neuron_kwargs)
         self.features, n_features = conv_trunk(shape, channels, make)
         self.head = _RateHead(n_features, num_classes, make())
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class DSRTutorialSNN1d(nn.Module):
+    """``TutorialSNN1d`` with DSR neurons and DSR's rate head (MNIST-1D): ``[T,B,C,L] -> (conv1d-BN-DSR ->
+    avgpool2) x 2 -> linear-BN1d-DSR -> rate``, returned as ``[1, B, num_classes]``; arguments as
+    ``DSRTutorialSNN``'s, ``input_shape`` = ``(C, L)``."""
+
+    def __init__(self, input_shape=(1, 40), num_classes: int = 10, neuron="lif",
+                 channels: tuple[int, int] = (16, 32), **neuron_kwargs):
+        super().__init__()
+        self.features, n_features = conv_trunk_1d(input_shape, channels, _neuron_factory(neuron, neuron_kwargs))
+        self.head = _RateHead(n_features, num_classes, _neuron_factory(neuron, neuron_kwargs)())
 
     def forward(self, x):
         return self.head(self.features(x))
@@ -311,6 +326,7 @@ def _with_dsr_neurons(cls, model_args: tuple = ()):
 
 DSR_MODELS: dict[str, type[nn.Module]] = {
     "tutorial": DSRTutorialSNN,
+    "tutorial1d": DSRTutorialSNN1d,
     "preact_resnet18": PreActResNet18,
     "vgg11": VGG11,
     # the papers' surrogate-gradient architectures with DSR neurons (snnlab.models.papers)

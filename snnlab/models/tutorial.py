@@ -32,6 +32,21 @@ def conv_trunk(shape: tuple[int, int, int], channels: tuple[int, int],
     return features, c2 * (h // 4) * (w // 4)
 
 
+def conv_trunk_1d(input_shape, channels: tuple[int, int],
+                  make: Callable[[], nn.Module]) -> tuple[nn.Sequential, int]:
+    """``conv_trunk`` for ``(C, L)`` signals: ``(conv1d(3)-BN-neuron -> avgpool2) x 2, its flat output size)``
+    (``TutorialSNN1d``'s feature extractor, also ``snnlab.models.dsr.DSRTutorialSNN1d``'s)."""
+    c, length = check_shape_1d(input_shape, min_len=4, why="two 2x poolings need a length of at least 4")
+    c1, c2 = channels
+    features = nn.Sequential(
+        TimeMerged(nn.Conv1d(c, c1, 3, padding=1, bias=False), nn.BatchNorm1d(c1)), make(),
+        TimeMerged(nn.AvgPool1d(2)),
+        TimeMerged(nn.Conv1d(c1, c2, 3, padding=1, bias=False), nn.BatchNorm1d(c2)), make(),
+        TimeMerged(nn.AvgPool1d(2)),
+    )
+    return features, c2 * (length // 4)
+
+
 class TutorialSNN(nn.Module):
     """Two conv blocks and a non-spiking readout, small enough to train on a laptop CPU in seconds.
 
@@ -74,16 +89,8 @@ class TutorialSNN1d(nn.Module):
     def __init__(self, input_shape=(1, 40), num_classes: int = 10, channels: tuple[int, int] = (16, 32),
                  neuron: Callable[[], nn.Module] | None = None):
         super().__init__()
-        c, length = check_shape_1d(input_shape, min_len=4, why="two 2x poolings need a length of at least 4")
-        make = neuron_factory(neuron)
-        c1, c2 = channels
-        self.features = nn.Sequential(
-            TimeMerged(nn.Conv1d(c, c1, 3, padding=1, bias=False), nn.BatchNorm1d(c1)), make(),
-            TimeMerged(nn.AvgPool1d(2)),
-            TimeMerged(nn.Conv1d(c1, c2, 3, padding=1, bias=False), nn.BatchNorm1d(c2)), make(),
-            TimeMerged(nn.AvgPool1d(2)),
-        )
-        self.readout = Readout(c2 * (length // 4), check_classes(num_classes))
+        self.features, n_features = conv_trunk_1d(input_shape, channels, neuron_factory(neuron))
+        self.readout = Readout(n_features, check_classes(num_classes))
 
     def forward(self, x):
         return self.readout(self.features(x))
