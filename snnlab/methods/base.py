@@ -79,7 +79,7 @@ class Method:
     cli_group: tuple = ("", "")
     cli_takes: dict = {}
     defaults: dict = {}
-    sweep_grid: dict = {"lr": (3e-3, 1e-2, 3e-2), "width": (0.5, 1.0, 2.0)}
+    sweep_grid: dict = {"lr": (3e-3, 1e-2, 3e-2, 1e-1), "width": (0.5, 1.0, 2.0)}
 
     # ---------------------------------------------------------------------------------------- options
     def flat_prefix(self) -> str:

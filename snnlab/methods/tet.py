@@ -36,7 +36,7 @@ class TET(Method):
     cli_group = (_GROUP, "")
     # the official code's optimiser is the core default (Adam 1e-3, cosine); the knob: lambda, 0 = no MSE term,
     # the paper's DVS 0.001 and CIFAR 0.05
-    sweep_grid = {"lr": (3e-3, 1e-2, 3e-2), "lamb": (0.0, 0.001, 0.05)}
+    sweep_grid = {"lr": (3e-3, 1e-2, 3e-2, 1e-1), "lamb": (0.0, 0.001, 0.05)}
 
     def build_model(self, config, bundle):
         model = super().build_model(config, bundle)
