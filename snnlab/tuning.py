@@ -20,7 +20,9 @@ evaluated split at the last epoch (ties: the first in grid order). ``workers > 1
 once in separate processes (``threads`` torch threads each, default ``cores // workers``): on 2 cores two
 one-thread runs finish sooner than one two-thread run. Accuracies depend on the thread count in the last
 digits (oneDNN rounds convolution gradients differently), so compare runs made with the same ``threads``.
-Worker processes import snnlab afresh: a method registered only in your session needs ``workers=1``.
+Worker processes import snnlab afresh: a method registered only in your session needs ``workers=1``, and a
+script that sweeps with ``workers > 1`` must call it under ``if __name__ == "__main__":`` (the workers are
+spawned and re-import the script; notebooks and ``snnlab sweep`` need nothing).
 """
 from __future__ import annotations
 

@@ -96,7 +96,7 @@ def test_default_grids_are_each_methods_own():
     chi = default_grid(TrainConfig(method="tet", chi_target=0.3))  # the add-on's knob replaces the method's
     assert set(chi) == {"lr", "chi_target"}
     lif = expand_grid(default_grid(TrainConfig(method="dsr", neuron="lif")))
-    assert len(lif) == 8 and {s["dsr_v_th"] for s in lif} == {0.3, 0.6} and {s["lr"] for s in lif} == {0.025, 0.05, 0.1, 0.2}
+    assert len(lif) == 10 and {s["dsr_v_th"] for s in lif} == {0.3, 0.6} and {s["lr"] for s in lif} == {0.025, 0.05, 0.1, 0.2, 0.4}
     assert set(default_grid(TrainConfig(method="dsr", neuron="if"))) == {"lr", "dsr_alpha"}
     for cfg in (TrainConfig(method="dsr", neuron="lif"), TrainConfig(method="dsr", neuron="if"),
                 TrainConfig(method="tet", chi_target=0.3)):  # every default setting is a valid config

@@ -49,7 +49,7 @@ class DSR(Method):
     # one epoch of CIFAR's 391 steps, so it is given in epochs: 400 steps would be 17 epochs of digits' 23
     defaults = {"optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4, "warmup_epochs": 1.0}
     # the learning rate, and the official code's T = 20 neuron constants against its low-latency T = 5 ones
-    sweep_grid = {"lr": (0.025, 0.05, 0.1, 0.2),
+    sweep_grid = {"lr": (0.025, 0.05, 0.1, 0.2, 0.4),
                   "neuron constants": ({"dsr_v_th": 0.3, "dsr_alpha": 0.3, "dsr_dt": 0.05, "dsr_v_th_bound": 5e-4},
                                        {"dsr_v_th": 0.6, "dsr_alpha": 0.5, "dsr_dt": 0.1, "dsr_v_th_bound": 1e-3})}
 
