@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--sweep", action="store_true",
                    help="choose every row's setting again on the validation split (3 seeds per setting; about "
-                        "45 min on 2 cores) instead of reading the shipped snnlab/validated/*.json")
+                        "30 min on 2 cores) instead of reading the shipped snnlab/validated/*.json")
     r.add_argument("--save-validated", action="store_true",
                    help="with --sweep: write the choices into snnlab/validated/ (make sweep)")
     r.add_argument("--workers", type=int, default=None, metavar="N",

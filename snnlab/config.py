@@ -32,8 +32,8 @@ from .optim import OPTIMIZERS, SCHEDULERS
 from .options import Option, check, check_all, option, options_of
 from .surrogate import SURROGATES
 
-__all__ = ["TrainConfig", "method_defaults", "resolve_device", "parse_T_schedule", "parse_T_list", "T_at_epoch", "core_options",
-           "AMP_DTYPES", "OPTIMIZERS", "SCHEDULERS"]
+__all__ = ["TrainConfig", "method_defaults", "resolve_device", "parse_T_schedule", "parse_T_list", "T_at_epoch",
+           "core_options", "AMP_DTYPES", "OPTIMIZERS", "SCHEDULERS"]
 
 AMP_DTYPES = ("float16", "bfloat16")
 

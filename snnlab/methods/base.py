@@ -62,7 +62,8 @@ class Method:
             instead (kept for flags that meant the method's option before it had its own flag).
         defaults: ``{core field: value}``: the method's own recipe (its paper's small-scale optimiser, learning
             rate, weight decay, warm-up), used for every field a config does not give (``TrainConfig(method=...)``,
-            ``snnlab train --method ...``); a given value always wins. Empty: the core defaults.
+            ``snnlab train --method ...``); a given value always wins. Empty: the core defaults. ``replace()``
+            copies every value of the config it starts from: ``cfg.replace(method="dsr")`` keeps ``cfg``'s optimiser.
         sweep_grid: ``{field: values}``: the small grid ``snnlab.sweep`` searches by default (the learning rate
             and one knob of the method's own), on the validation split.
     """
