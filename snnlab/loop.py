@@ -141,6 +141,9 @@ class Run:
         seed_everything(config.seed)
         self.data = _Data(config, bundle)
         self.bundle = self.data.first
+        if model is not None:
+            for p in self.parts:
+                p.check_model(model, config)
         model = model if model is not None else self.parts[0].build_model(config, self.bundle)
         self.model = model.to(device)
         if self.channels_last:

@@ -119,8 +119,28 @@ def unregister_neuron_type(cls: type) -> None:
     del _ADAPTERS[cls]
 
 
+_FOREIGN = {"snntorch": "snnlab.interop.snntorch"}  #: library -> the snnlab module that registers its neurons
+_FOREIGN_DONE: set = set()
+
+
+def _register_foreign() -> None:
+    """Register the neurons of every library in ``_FOREIGN`` this process has imported (once each): a model built
+    from snnTorch neurons is seen by every tool without importing ``snnlab.interop`` first."""
+    if len(_FOREIGN_DONE) == len(_FOREIGN):
+        return
+    import importlib
+    import sys
+
+    for lib, module in _FOREIGN.items():
+        if lib not in _FOREIGN_DONE and lib in sys.modules:
+            _FOREIGN_DONE.add(lib)
+            importlib.import_module(module)
+
+
 def neuron_types() -> tuple[type, ...]:
-    """The classes whose instances are spiking neurons: ``SpikingNeuron`` and the registered ones."""
+    """The classes whose instances are spiking neurons: ``SpikingNeuron`` and the registered ones (snnTorch's
+    neurons once snnTorch is imported)."""
+    _register_foreign()
     return (SpikingNeuron, *_ADAPTERS)
 
 
@@ -134,6 +154,7 @@ def as_spiking(module):
     registered class (the nearest registered base class wins), None if ``module`` is not a spiking neuron."""
     if isinstance(module, SpikingNeuron):
         return module
+    _register_foreign()
     for cls in type(module).__mro__:
         if cls in _ADAPTERS:
             view = _ADAPTERS[cls](module)

@@ -124,6 +124,10 @@ class Method:
             set_widths(model, config.widths)
         return model
 
+    def check_model(self, model: nn.Module, config) -> None:
+        """Called with a model given to ``fit(model=...)`` (not built from the config): raise ValueError, naming what
+        is wrong, if this part cannot train it. Default: any model."""
+
     def loss(self, config):
         """The training loss ``(outputs [T, B, C], target [B]) -> scalar`` (default: ``losses.get(name)``)."""
         return _losses.get(self.name)

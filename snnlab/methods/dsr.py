@@ -9,6 +9,7 @@ from .base import Method, register
 
 __all__ = ["DSR", "DSROptions"]
 
+DSR_KINDS = ("dsr-if", "dsr-lif")  #: the ``kind`` of snnlab.dsr's neurons
 _GROUP = "DSR (--method dsr; see snnlab/dsr.py and docs/papers.md#dsr)"
 
 
@@ -57,6 +58,19 @@ class DSR(Method):
         if config.neuron == "lif":
             return dict(self.sweep_grid)
         return {"lr": self.sweep_grid["lr"], "dsr_alpha": (0.3, 0.5, 1.0)}  # IF: the code's alpha 0.5, and around it
+
+    def check_model(self, model, config) -> None:
+        """DSR's gradient is the one of its neurons' spike representation: a given model must spike through DSR's
+        neurons (``snnlab.dsr.DSRIF`` / ``DSRLIF``) only, or not at all (an ANN, as in the hybrid method's phase)."""
+        from ..neuron_base import as_spiking, spiking_neurons
+
+        other = {name: as_spiking(m).kind for name, m in spiking_neurons(model).items()}
+        other = {name: kind for name, kind in other.items() if kind not in DSR_KINDS}
+        if other:  # (a model with no spiking neuron at all is an ANN: the hybrid method's first phase trains one)
+            raise ValueError(f"--method dsr trains DSR's own neurons ({', '.join(DSR_KINDS)}: snnlab.dsr.DSRIF / DSRLIF, "
+                             f"as in snnlab.models.dsr); this model's other spiking neurons: "
+                             f"{', '.join(f'{n!r} ({k})' for n, k in other.items())}. Train it with a surrogate-gradient "
+                             f"method (sdt, tet, hybrid), or build it with DSR's neurons")
 
     def build_model(self, config, bundle):
         o = self.options(config)
