@@ -11,7 +11,8 @@ from torch import nn
 import snnlab
 from snnlab import chi
 from snnlab import surrogate as S
-from snnlab.interop.snntorch import MultiStep, SnnTorchNeuronView, leaky_from_lif, lif_from_leaky, reset_states
+from snnlab.interop.snntorch import (MultiStep, SnnTorchNeuronView, from_snntorch, leaky_from_lif, lif_from_leaky,
+                                     reset_states, to_snntorch)
 from snnlab.neuron_base import as_spiking, is_spiking, spiking_neurons
 from snnlab.neurons import IF, LIF
 
@@ -218,3 +219,75 @@ def test_fit_says_what_cannot_train_a_snntorch_network():
     own = nn.Sequential(nn.Flatten(), nn.Linear(64, 10), snn.Leaky(beta=0.5, init_hidden=True, output=True))
     with pytest.raises(ValueError, match=r"'2' \(snntorch\.Leaky\)|'net\.2' \(snntorch\.Leaky\)"):
         snnlab.fit(cfg.replace(chi_target=0.3), model=MultiStep(own))
+
+
+# ------------------------------------------------------------------------------------------ whole models
+def _trained_bn(model, x):
+    model.train()
+    with torch.no_grad():
+        model(x)                                                   # BatchNorm running statistics off their init
+    return model.eval()
+
+
+@pytest.mark.parametrize("make,shape", [(lambda: snnlab.models.TutorialSNN((2, 12, 12)), (2, 12, 12)),
+                                        (lambda: snnlab.models.TutorialSNN1d((1, 40)), (1, 40)),
+                                        (lambda: snnlab.models.SpikingMLP((1, 8, 8)), (1, 8, 8)),
+                                        (lambda: snnlab.models.TutorialSNN((1, 8, 8), neuron=lambda: IF(v_th=0.5, reset="hard")),
+                                         (1, 8, 8))])
+def test_to_snntorch_and_back_compute_the_same_outputs(make, shape):
+    torch.manual_seed(0)
+    model = make()
+    x = 3 * torch.rand(5, 4, *shape)
+    _trained_bn(model, x)
+    net = to_snntorch(model)
+    assert isinstance(net, nn.Sequential) and not net.training
+    leakies = [m for m in net if isinstance(m, snn.Leaky)]
+    assert len(leakies) == len(spiking_neurons(model)) and all(m.init_hidden and not m.reset_delay for m in leakies)
+    with chi.recording(model):
+        ref = model(x)
+        assert sum(float(as_spiking(m).last_mem.ge(1.0).sum()) for m in spiking_neurons(model).values()) > 0  # spikes
+    assert torch.allclose(MultiStep(net)(x), ref, atol=1e-5)
+    back = from_snntorch(net)
+    assert torch.allclose(back(x), ref, atol=1e-5)
+    assert sum(p.numel() for p in back.parameters()) == sum(p.numel() for p in model.parameters())
+    assert net[0] is not _first_layer(model)                       # copies, not the model's own layers
+
+
+def _first_layer(model):
+    return next(m for m in model.modules() if not list(m.children()))
+
+
+def test_to_snntorch_names_what_it_cannot_convert():
+    with pytest.raises(ValueError, match=r"features\.0\.1 is a dsr-if neuron"):
+        to_snntorch(snnlab.models.build_model("tutorial", (1, 8, 8), 10, neuron=lambda: snnlab.dsr.DSRIF()))
+    with pytest.raises(ValueError, match=r"features\.0\.1 \(LIF\): detach_reset"):
+        to_snntorch(snnlab.models.TutorialSNN(neuron=lambda: LIF(detach_reset=True)))
+
+    class Custom(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lif = LIF()
+
+        def forward(self, x):
+            return self.lif(x) * 2
+
+    with pytest.raises(ValueError, match="the model is a Custom"):
+        to_snntorch(Custom())
+    with pytest.raises(TypeError, match="nn.Module"):
+        to_snntorch("tutorial")
+
+
+def test_from_snntorch_names_what_it_cannot_convert():
+    with pytest.raises(ValueError, match="last layer"):
+        from_snntorch(nn.Sequential(nn.Linear(4, 3), leaky()))
+    with pytest.raises(ValueError, match="init_hidden=True and output=False"):
+        from_snntorch(nn.Sequential(nn.Linear(4, 3), leaky(output=True), nn.Linear(3, 2)))
+    with pytest.raises(ValueError, match=r"layer '1': .*reset_delay"):
+        from_snntorch(nn.Sequential(nn.Linear(4, 3), leaky(reset_delay=True), nn.Linear(3, 2)))
+    with pytest.raises(ValueError, match="snntorch.Synaptic"):
+        from_snntorch(nn.Sequential(nn.Linear(4, 3), snn.Synaptic(alpha=0.5, beta=0.5, init_hidden=True),
+                                    nn.Linear(3, 2)))
+    with pytest.raises(ValueError, match="MultiStep"):
+        from_snntorch(MultiStep(mlp()))
+    with pytest.raises(ValueError, match="holds other modules"):
+        from_snntorch(nn.Sequential(nn.Sequential(nn.Linear(4, 3)), leaky(), nn.Linear(3, 2)))

@@ -21,6 +21,12 @@ layer's membrane as the logits ``O(t)`` that ``sdt_loss`` / ``tet_loss`` read, a
 or an index. The result trains with ``snnlab.fit(config, model=MultiStep(net))`` under every method except DSR, whose
 representation gradient needs its own neurons (``snnlab.dsr``): ``fit`` says so.
 
+**Whole models each way.** ``to_snntorch(model)`` turns snnlab's tutorial models (``TutorialSNN``, ``TutorialSNN1d``,
+``SpikingMLP``, and any ``nn.Sequential`` of ``TimeMerged`` blocks and ``LIF`` / ``IF`` neurons) into a snnTorch
+``nn.Sequential`` for one time step, weights and BatchNorm statistics copied; ``from_snntorch(net)`` reads such a
+sequential back into a time-first snnlab model. ``MultiStep(to_snntorch(model))`` gives ``model``'s outputs in eval
+mode (tested for every supported model); anything else is a ValueError naming the module.
+
 **One neuron each way.** snnlab's ``LIF`` (``u = tau * u + I``, fire, then reset) and ``snn.Leaky`` with
 ``reset_delay=False`` compute the same thing for ``beta = tau``, ``threshold = v_th`` and ``reset_mechanism="zero"``
 (hard reset) or ``"subtract"``; ``IF`` is ``beta = 1``. ``leaky_from_lif`` / ``lif_from_leaky`` convert one neuron,
@@ -34,6 +40,8 @@ state quantisation) are a ValueError naming the setting.
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -41,10 +49,12 @@ import snntorch as _snn
 from snntorch._neurons.neurons import SpikingNeuron as _SnnTorchNeuron
 
 from .. import surrogate as _surrogate
-from ..neuron_base import check_sequence, register_neuron_type
+from ..layers import TimeMerged
+from ..neuron_base import as_spiking, check_sequence, is_spiking, register_neuron_type
 from ..neurons import IF, LIF
 
-__all__ = ["SnnTorchNeuronView", "MultiStep", "reset_states", "leaky_from_lif", "lif_from_leaky", "READOUTS"]
+__all__ = ["SnnTorchNeuronView", "MultiStep", "reset_states", "leaky_from_lif", "lif_from_leaky", "to_snntorch",
+           "from_snntorch", "READOUTS"]
 
 READOUTS = ("mem", "spk")  #: named choices of ``MultiStep(readout=...)`` besides an integer index
 
@@ -290,3 +300,94 @@ def lif_from_leaky(leaky: nn.Module) -> LIF:
     if not 0.0 < beta < 1.0:
         raise ValueError(f"beta={beta:g}: snnlab's tau must lie in (0, 1] (snnTorch clamps beta into [0, 1])")
     return LIF(tau=beta, v_th=th, reset=reset, surrogate=leaky.spike_grad)
+
+
+# ------------------------------------------------------------------------------------------ whole models
+def _sequential_parts() -> dict:
+    """snnlab's model classes whose ``forward`` is their children in order: class -> the children's names."""
+    from ..models.tutorial import SpikingMLP, TutorialSNN, TutorialSNN1d
+
+    return {TutorialSNN: ("features", "readout"), TutorialSNN1d: ("features", "readout"),
+            SpikingMLP: ("hidden", "readout")}
+
+
+def _step_module(m: nn.Module, path: str) -> list[nn.Module]:
+    """The one-step snnTorch modules computing what the snnlab module ``m`` (at ``path``) computes per step."""
+    where = path or "the model"
+    if isinstance(m, LIF):
+        try:
+            return [leaky_from_lif(m)]
+        except ValueError as e:
+            raise ValueError(f"{where} ({type(m).__name__}): {e}") from None
+    if is_spiking(m):
+        raise ValueError(f"{where} is a {as_spiking(m).kind} neuron ({type(m).__name__}), which has no snnTorch "
+                         f"counterpart; to_snntorch converts snnlab.neurons.LIF and IF (DSR's neurons stay in snnlab)")
+    if isinstance(m, TimeMerged):  # stateless layers applied to every step: the same layers on [B, ...]
+        return [copy.deepcopy(layer) for layer in m]
+    parts = _sequential_parts()
+    if type(m) in parts:
+        return [x for name in parts[type(m)] for x in _step_module(getattr(m, name), f"{path}.{name}".lstrip("."))]
+    if type(m) is nn.Sequential:
+        return [x for name, child in m.named_children() for x in _step_module(child, f"{path}.{name}".lstrip("."))]
+    if isinstance(m, nn.Sequential):  # ConvBNSpike and other Sequential subclasses that only chain their children
+        if type(m).forward is nn.Sequential.forward:
+            return [x for name, child in m.named_children() for x in _step_module(child, f"{path}.{name}".lstrip("."))]
+    raise ValueError(f"{where} is a {type(m).__name__}, which to_snntorch cannot turn into one time step: it converts "
+                     f"snnlab.layers.TimeMerged blocks (their layers run per step), LIF / IF neurons, nn.Sequential "
+                     f"chains of these, and the models {', '.join(c.__name__ for c in _sequential_parts())}")
+
+
+def to_snntorch(model: nn.Module) -> nn.Sequential:
+    """snnlab ``model`` as a snnTorch network for one time step (``nn.Sequential`` of the same layers, copied, and one
+    ``snn.Leaky`` per ``LIF`` / ``IF``, ``init_hidden=True``): ``MultiStep(to_snntorch(model))`` computes what ``model``
+    computes. Weights and BatchNorm statistics are copied; in eval mode the outputs agree (tested to float
+    tolerance: a convolution over ``[B]`` and over ``[T*B]`` may round differently; with subtractive reset only while
+    every reset brings the membrane below the threshold, see the module docstring). In training mode BatchNorm
+    then normalises each step's batch instead of all ``T`` steps together (snnlab's ``TimeMerged``, TET's code).
+    The surrogate objects are shared with ``model``. ValueError naming the first module that cannot be converted."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"to_snntorch converts an nn.Module, got {type(model).__name__}")
+    net = nn.Sequential(*_step_module(model, ""))
+    return net.train(model.training)
+
+
+def from_snntorch(net: nn.Module) -> nn.Sequential:
+    """A snnTorch ``nn.Sequential`` for one time step (stateless layers and ``snn.Leaky`` neurons, as
+    ``to_snntorch`` makes) as a time-first snnlab model ``[T, B, ...] -> [T, B, C]``: consecutive layers become one
+    ``TimeMerged`` block, each ``Leaky`` an snnlab ``LIF`` / ``IF`` (``lif_from_leaky``; every setting without a
+    counterpart is a ValueError naming the layer). The last layer must not spike: snnlab reads ``O(t)`` from a
+    non-spiking readout. (To train a snnTorch network as it is, with a spiking output layer, use ``MultiStep``.)"""
+    if type(net) is not nn.Sequential:
+        raise ValueError(f"from_snntorch converts an nn.Sequential of layers and snntorch.Leaky neurons, got "
+                         f"{type(net).__name__}: a network with its own forward cannot be read layer by layer; "
+                         f"wrap it in MultiStep to train it as it is")
+    items = list(net.named_children())
+    if not items:
+        raise ValueError("from_snntorch got an empty nn.Sequential")
+    out, block = [], []
+    for name, m in items:
+        if isinstance(m, _SnnTorchNeuron):
+            if not isinstance(m, _snn.Leaky):
+                raise ValueError(f"layer {name!r} is a snntorch.{type(m).__name__}; from_snntorch converts snntorch.Leaky "
+                                 f"(snnlab's LIF / IF): wrap the network in MultiStep to train it as it is")
+            if getattr(m, "output", False) or not getattr(m, "init_hidden", False):
+                raise ValueError(f"layer {name!r}: a Leaky inside an nn.Sequential must have init_hidden=True and "
+                                 f"output=False (it returns spikes only)")
+            try:
+                neuron = lif_from_leaky(m)
+            except ValueError as e:
+                raise ValueError(f"layer {name!r}: {e}") from None
+            if block:
+                out.append(TimeMerged(*block))
+                block = []
+            out.append(neuron)
+        elif any(True for _ in m.parameters(recurse=False)) or not list(m.children()):
+            block.append(copy.deepcopy(m))
+        else:
+            raise ValueError(f"layer {name!r} ({type(m).__name__}) holds other modules; from_snntorch reads a flat "
+                             f"nn.Sequential of layers and Leaky neurons")
+    if not block:
+        raise ValueError(f"the last layer ({items[-1][0]!r}) spikes: snnlab reads O(t) from a non-spiking readout; "
+                         f"end the network with a linear layer, or train it as it is with MultiStep(net)")
+    out.append(TimeMerged(*block))
+    return nn.Sequential(*out).train(net.training)
