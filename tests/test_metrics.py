@@ -1,0 +1,81 @@
+"""snnlab.metrics: synaptic operations counted by hand, firing rates, the energy model."""
+import pytest
+import snntorch as snn
+import torch
+from torch import nn
+
+import snnlab
+from snnlab import metrics
+from snnlab import surrogate as S
+from snnlab.interop.snntorch import MultiStep, to_snntorch
+from snnlab.layers import TimeMerged
+from snnlab.neurons import LIF
+
+
+def test_linear_hand_count():
+    lin = nn.Linear(3, 2, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, 2.0, 0.0], [3.0, 4.0, 5.0]]))   # one zero weight
+    eff, dense = metrics.synaptic_ops(lin, torch.tensor([[1.0, 0.0, 1.0]]))
+    assert (eff, dense) == (3, 6)   # input 0 drives 2 weights, input 2 drives 1 (its weight to output 0 is zero)
+
+
+def test_conv_hand_count_with_padding_stride_and_groups():
+    conv = nn.Conv1d(1, 1, 3, padding=1, bias=False)
+    nn.init.constant_(conv.weight, 1.0)
+    eff, dense = metrics.synaptic_ops(conv, torch.tensor([[[1.0, 0.0, 0.0, 0.0, 1.0]]]))
+    assert (eff, dense) == (4, 15)  # each border spike reaches 2 of the 5 outputs (the third tap is padding)
+    conv2 = nn.Conv2d(2, 4, 3, stride=2, padding=1, groups=2, bias=False)
+    nn.init.constant_(conv2.weight, 1.0)
+    x = torch.ones(1, 2, 4, 4)
+    eff, dense = metrics.synaptic_ops(conv2, x)
+    # output 2x2 per channel; fan-in 1 x 3 x 3 = 9; each output sees (rows in bounds) x (cols in bounds)
+    per_out = sum(r * c for r in (2, 3) for c in (2, 3))          # 4 + 6 + 6 + 9 = 25 per output channel
+    assert dense == 4 * 4 * 9 and eff == 4 * per_out
+    with pytest.raises(TypeError, match="Conv1d/2d/3d and nn.Linear"):
+        metrics.synaptic_ops(nn.ReLU(), x)
+
+
+def test_count_operations_on_a_known_network():
+    torch.manual_seed(0)
+    fc1, fc2 = nn.Linear(4, 5, bias=False), nn.Linear(5, 3)
+    model = nn.Sequential(TimeMerged(fc1), LIF(tau=0.5, v_th=0.5), TimeMerged(fc2))
+    x = torch.rand(3, 2, 4)                                        # T = 3, B = 2, analog input
+    rep = metrics.count_operations(model, x)
+    assert rep.T == 3 and list(rep.layers["layer"]) == ["0.0", "2.0"]
+    first, second = rep.layers.iloc[0], rep.layers.iloc[1]
+    assert first["input"] == "analog" and first["MACs"] == first["effective_ops"] == 3 * 4 * 5  # dense: no zeros
+    with torch.no_grad():
+        spk = LIF(tau=0.5, v_th=0.5)(fc1(x))
+    assert second["input"] == "spikes" and second["MACs"] == 0
+    assert second["ACs"] == pytest.approx(float(spk.sum()) * 3 / 2)  # each spike drives 3 weights; per sample
+    assert rep.rates["1"] == pytest.approx(spk.mean((1, 2)).tolist())
+    assert rep.energy() == pytest.approx(rep.acs * 0.9e-12 + rep.macs * 4.6e-12)
+    assert rep.ann_energy() == pytest.approx((4 * 5 + 5 * 3) * 4.6e-12)   # one step, dense
+    assert "SNN/ANN" in rep.summary()
+    assert model.training                                          # restored
+
+
+def test_the_snntorch_twin_spends_the_same_operations():
+    torch.manual_seed(0)
+    model = snnlab.models.TutorialSNN((1, 8, 8))
+    x = 3 * torch.rand(4, 2, 1, 8, 8)
+    model.train()
+    model(x)
+    model.eval()
+    a = metrics.count_operations(model, x)
+    b = metrics.count_operations(MultiStep(to_snntorch(model)), x)
+    assert a.layers[["dense_ops", "effective_ops", "ACs", "MACs"]].values.tolist() == \
+        b.layers[["dense_ops", "effective_ops", "ACs", "MACs"]].values.tolist()
+    assert [r for v in a.rates.values() for r in v] == pytest.approx([r for v in b.rates.values() for r in v])
+    assert a.layers.iloc[0]["input"] == "analog" and a.layers.iloc[0]["density"] == 1.0       # the image
+    assert a.layers.iloc[1]["input"] == "analog" and 0 < a.layers.iloc[1]["density"] < 1    # pooled spikes: 0, 0.25, ..
+    assert a.layers.iloc[0]["effective_ops"] < a.layers.iloc[0]["dense_ops"]                # padding taps drive nothing
+
+
+def test_bad_inputs():
+    model = nn.Sequential(TimeMerged(nn.Linear(4, 3)))
+    with pytest.raises(ValueError, match=r"\[T, B, \.\.\.\]"):
+        metrics.count_operations(model, torch.rand(4))
+    with pytest.raises(ValueError, match="e_ac"):
+        metrics.count_operations(model, torch.rand(2, 1, 4), e_ac=-1.0)
