@@ -6,8 +6,8 @@ returns an ``OpsReport``:
 
 * ``layers``: one row per convolution / linear layer (``pandas.DataFrame``): what its input was (``"spikes"`` when every
   entry is 0 or 1, else ``"analog"``), the input's density (share of non-zero entries), the *dense* operation count
-  (every output element times the layer's fan-in, what an ANN does), the *effective* count (only the synapses a
-  non-zero input drives through a non-zero weight: the layer applied to the input's non-zero mask with its non-zero
+  (every output element times its in-bounds inputs, what an ANN does; NeuroBench's ``Dense``), the *effective*
+  count (only the synapses a non-zero input drives through a non-zero weight: the layer applied to the input's non-zero mask with its non-zero
   weights set to 1, which counts padding exactly), and that count as accumulates (ACs, spike inputs: a spike adds a
   weight) or multiply-accumulates (MACs, analog inputs). All counts are per sample, summed over the T steps.
 * ``rates``: for every spiking neuron (``snnlab.neuron_base.spiking_neurons``), its firing rate at every time step
@@ -43,23 +43,24 @@ _LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 def synaptic_ops(layer: nn.Module, x: torch.Tensor) -> tuple[int, int]:
     """``(effective, dense)`` operation counts of ``layer`` (a convolution or linear layer) on the input ``x`` (a
     batch, the layer's own layout), summed over the batch: *effective* counts each (non-zero input, non-zero weight)
-    pair that reaches an output, *dense* every output element times the fan-in."""
+    pair that reaches an output, *dense* every (input, weight) pair that reaches an output whatever the values
+    (padding taps are no operation in either; NeuroBench's ``Dense``)."""
     if not isinstance(layer, _LAYERS):
         raise TypeError(f"synaptic_ops counts nn.Conv1d/2d/3d and nn.Linear layers, got {type(layer).__name__}")
-    mask = (x != 0).to(torch.float64)
-    ones = (layer.weight != 0).to(torch.float64)
+    if isinstance(layer, nn.Linear):
+        def apply(inp, w):
+            return F.linear(inp, w)
+    else:
+        if layer.padding_mode != "zeros":
+            raise ValueError(f"{type(layer).__name__} with padding_mode={layer.padding_mode!r}: only zero padding is counted")
+        conv = {nn.Conv1d: F.conv1d, nn.Conv2d: F.conv2d, nn.Conv3d: F.conv3d}[type(layer)]
+
+        def apply(inp, w):
+            return conv(inp, w, None, layer.stride, layer.padding, layer.dilation, layer.groups)
     with torch.no_grad():
-        if isinstance(layer, nn.Linear):
-            eff = F.linear(mask, ones)
-            out_numel = eff.numel()
-        else:
-            conv = {nn.Conv1d: F.conv1d, nn.Conv2d: F.conv2d, nn.Conv3d: F.conv3d}[type(layer)]
-            if layer.padding_mode != "zeros":
-                raise ValueError(f"{type(layer).__name__} with padding_mode={layer.padding_mode!r}: only zero padding is counted")
-            eff = conv(mask, ones, None, layer.stride, layer.padding, layer.dilation, layer.groups)
-            out_numel = eff.numel()
-    fan_in = layer.weight[0].numel()  # inputs per output: in_features, or (c_in / groups) x kernel size
-    return int(round(float(eff.sum()))), int(out_numel * fan_in)
+        eff = apply((x != 0).to(torch.float64), (layer.weight != 0).to(torch.float64))
+        dense = apply(torch.ones_like(x, dtype=torch.float64), torch.ones_like(layer.weight, dtype=torch.float64))
+    return int(round(float(eff.sum()))), int(round(float(dense.sum())))
 
 
 @dataclass

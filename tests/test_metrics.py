@@ -24,14 +24,14 @@ def test_conv_hand_count_with_padding_stride_and_groups():
     conv = nn.Conv1d(1, 1, 3, padding=1, bias=False)
     nn.init.constant_(conv.weight, 1.0)
     eff, dense = metrics.synaptic_ops(conv, torch.tensor([[[1.0, 0.0, 0.0, 0.0, 1.0]]]))
-    assert (eff, dense) == (4, 15)  # each border spike reaches 2 of the 5 outputs (the third tap is padding)
+    assert (eff, dense) == (4, 13)  # each border spike reaches 2 of the 5 outputs; 5 x 3 taps minus 2 in the padding
     conv2 = nn.Conv2d(2, 4, 3, stride=2, padding=1, groups=2, bias=False)
     nn.init.constant_(conv2.weight, 1.0)
     x = torch.ones(1, 2, 4, 4)
     eff, dense = metrics.synaptic_ops(conv2, x)
     # output 2x2 per channel; fan-in 1 x 3 x 3 = 9; each output sees (rows in bounds) x (cols in bounds)
     per_out = sum(r * c for r in (2, 3) for c in (2, 3))          # 4 + 6 + 6 + 9 = 25 per output channel
-    assert dense == 4 * 4 * 9 and eff == 4 * per_out
+    assert dense == eff == 4 * per_out                            # an all-ones input: every in-bounds tap works
     with pytest.raises(TypeError, match="Conv1d/2d/3d and nn.Linear"):
         metrics.synaptic_ops(nn.ReLU(), x)
 
@@ -51,7 +51,7 @@ def test_count_operations_on_a_known_network():
     assert second["ACs"] == pytest.approx(float(spk.sum()) * 3 / 2)  # each spike drives 3 weights; per sample
     assert rep.rates["1"] == pytest.approx(spk.mean((1, 2)).tolist())
     assert rep.energy() == pytest.approx(rep.acs * 0.9e-12 + rep.macs * 4.6e-12)
-    assert rep.ann_energy() == pytest.approx((4 * 5 + 5 * 3) * 4.6e-12)   # one step, dense
+    assert rep.ann_energy() == pytest.approx((4 * 5 + 5 * 3) * 4.6e-12)   # one step, dense (no padding in a linear)
     assert "SNN/ANN" in rep.summary()
     assert model.training                                          # restored
 
@@ -70,7 +70,7 @@ def test_the_snntorch_twin_spends_the_same_operations():
     assert [r for v in a.rates.values() for r in v] == pytest.approx([r for v in b.rates.values() for r in v])
     assert a.layers.iloc[0]["input"] == "analog" and a.layers.iloc[0]["density"] == 1.0       # the image
     assert a.layers.iloc[1]["input"] == "analog" and 0 < a.layers.iloc[1]["density"] < 1    # pooled spikes: 0, 0.25, ..
-    assert a.layers.iloc[0]["effective_ops"] < a.layers.iloc[0]["dense_ops"]                # padding taps drive nothing
+    assert a.layers.iloc[0]["effective_ops"] == a.layers.iloc[0]["dense_ops"]               # a dense input: every tap
 
 
 def test_bad_inputs():
@@ -79,3 +79,23 @@ def test_bad_inputs():
         metrics.count_operations(model, torch.rand(4))
     with pytest.raises(ValueError, match="e_ac"):
         metrics.count_operations(model, torch.rand(2, 1, 4), e_ac=-1.0)
+
+
+# ---------------------------------------------------------------------------------------- NeuroBench oracle
+@pytest.mark.parametrize("layer", [nn.Linear(12, 7), nn.Conv1d(3, 5, 3, padding=1), nn.Conv2d(4, 6, 3, stride=2, padding=1),
+                                   nn.Conv2d(4, 6, 3, padding=2, dilation=2, groups=2), nn.Conv3d(2, 3, 3, padding=1)])
+@pytest.mark.parametrize("binary", [True, False])
+def test_synaptic_ops_match_neurobench(layer, binary):
+    macs = pytest.importorskip("neurobench.metrics.utils.layers.macs")
+    torch.manual_seed(0)
+    with torch.no_grad():
+        layer.weight[layer.weight.abs() < 0.05] = 0.0                  # some zero weights
+    shape = {nn.Linear: (5, 12), nn.Conv1d: (2, 3, 9), nn.Conv2d: (2, 4, 7, 7), nn.Conv3d: (2, 2, 4, 5, 5)}[type(layer)]
+    x = (torch.rand(shape) < 0.3).float()
+    if not binary:
+        x = x * torch.rand(shape)
+    eff, dense = metrics.synaptic_ops(layer, x)
+    nb_eff, spiking = macs.single_layer_MACs(x, layer)
+    nb_dense, _ = macs.single_layer_MACs(x, layer, total=True)
+    assert (eff, dense) == (nb_eff, nb_dense) and eff < dense
+    assert spiking == binary == metrics._is_binary(x)
