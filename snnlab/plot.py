@@ -253,3 +253,23 @@ def event_frames(frames, label=None, axes=None, max_frames: int = 8):
     if label is not None:
         fig.suptitle(f"label {label}: ON red, OFF blue", fontsize=9)
     return fig, axes
+
+
+def operations(table, ax=None, title: str | None = None):
+    """Energy per sample of each row of an operations table (``snnlab.reproduce``'s ``operations.csv``: columns
+    ``row``, ``energy_nJ``, ``ann_energy_nJ``, ``mean_rate``): SNN bars (ACs and MACs at Horowitz's 45 nm constants),
+    the same layers as an ANN as a black tick, the mean firing rate written next to each bar."""
+    rows = list(table["row"])
+    fig, ax = fig_ax(ax, figsize=(7.5, 0.32 * len(rows) + 1.2))
+    y = np.arange(len(rows))
+    ax.barh(y, table["energy_nJ"], color="C0", alpha=0.8, label="SNN (ACs 0.9 pJ, MACs 4.6 pJ)")
+    ax.scatter(table["ann_energy_nJ"], y, marker="|", s=200, color="k", zorder=3, label="same layers as an ANN")
+    for yi, (e, r) in enumerate(zip(table["energy_nJ"], table["mean_rate"])):
+        ax.text(e, yi, f"  rate {r:.3f}", va="center", fontsize=7)
+    ax.set_yticks(y, rows, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("energy per sample, nJ (a 45 nm model, no memory access)")
+    ax.legend(fontsize=7, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig, ax

@@ -104,3 +104,10 @@ def test_reproduce_fast(tmp_path):
     assert {line.split(",")[0] for line in head[1:]} == {"digits", "mnist1d", "dvs-digits"}
     said = (tmp_path / "res" / "comparisons.txt").read_text().splitlines()
     assert len(said) == 9 and all("2 paired runs" in line for line in said)  # 3 methods vs SDT on 3 data sets
+    import pandas as pd
+
+    ops = pd.read_csv(tmp_path / "res" / "operations.csv")          # snnlab.metrics on every row's seed-0 model
+    assert len(ops) == 12 and (tmp_path / "res" / "operations.png").exists()
+    assert (ops["ann_energy_nJ"] > 0).all() and (ops["mean_rate"].between(0, 1)).all()
+    assert (ops["energy_nJ"] == ((ops["ACs"] * 0.9 + ops["MACs"] * 4.6) / 1000).round(3)).all()
+    assert "spikes and synaptic operations per sample" in out.stdout
