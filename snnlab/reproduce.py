@@ -223,12 +223,14 @@ def _operations(out: Path, by_row: dict, n_samples: int = 256) -> list[Path]:
     from . import data, metrics, plot
     from .layers import encode
 
-    rows = []
+    rows, inputs = [], {}  # one input batch per (data set, T), shared by that data set's rows
     for name, runs in by_row.items():
         cfg = runs[0][0]
-        bundle = data.load(cfg.dataset, T=cfg.T) if cfg.dataset == "dvs-digits" else data.load(cfg.dataset)
-        x, _ = next(iter(bundle.loaders(n_samples)[1]))
-        rep = metrics.count_operations(_load_model(cfg), encode(x, cfg.T, bundle.temporal).float())
+        if (cfg.dataset, cfg.T) not in inputs:
+            bundle = data.load(cfg.dataset, T=cfg.T) if cfg.dataset == "dvs-digits" else data.load(cfg.dataset)
+            x, _ = next(iter(bundle.loaders(n_samples)[1]))
+            inputs[cfg.dataset, cfg.T] = encode(x, cfg.T, bundle.temporal).float()
+        rep = metrics.count_operations(_load_model(cfg), inputs[cfg.dataset, cfg.T])
         rates = rep.mean_rate()
         rows.append({"row": name, "dataset": cfg.dataset, "method": _row_label(cfg), "T": cfg.T,
                      "mean_rate": round(sum(rates.values()) / max(1, len(rates)), 4),

@@ -327,11 +327,8 @@ def _step_module(m: nn.Module, path: str) -> list[nn.Module]:
     parts = _sequential_parts()
     if type(m) in parts:
         return [x for name in parts[type(m)] for x in _step_module(getattr(m, name), f"{path}.{name}".lstrip("."))]
-    if type(m) is nn.Sequential:
+    if isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward:  # nn.Sequential, ConvBNSpike, ...
         return [x for name, child in m.named_children() for x in _step_module(child, f"{path}.{name}".lstrip("."))]
-    if isinstance(m, nn.Sequential):  # ConvBNSpike and other Sequential subclasses that only chain their children
-        if type(m).forward is nn.Sequential.forward:
-            return [x for name, child in m.named_children() for x in _step_module(child, f"{path}.{name}".lstrip("."))]
     raise ValueError(f"{where} is a {type(m).__name__}, which to_snntorch cannot turn into one time step: it converts "
                      f"snnlab.layers.TimeMerged blocks (their layers run per step), LIF / IF neurons, nn.Sequential "
                      f"chains of these, and the models {', '.join(c.__name__ for c in _sequential_parts())}")
