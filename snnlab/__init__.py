@@ -45,6 +45,21 @@ _alias("dsr_models", models.dsr)
 
 from .train import TrainConfig, fit, seed_everything, sweep  # noqa: E402
 
+
+def export_nir(model, path, input_shape=None, check: bool = True):
+    """Write ``model`` as a NIR graph file (``snnlab.interop.nir_graph.export_nir``: BatchNorm folded into the
+    convolutions, LIF / IF as ``nir.LIF`` / ``nir.IF``, read back and compared with the model unless ``check=False``)."""
+    from .interop.nir_graph import export_nir as _export
+
+    return _export(model, path, input_shape=input_shape, check=check)
+
+
+def import_nir(source):
+    """A NIR graph (path or ``nir.NIRGraph``) as a time-first snnTorch model (``snnlab.interop.nir_graph``)."""
+    from .interop.nir_graph import import_nir as _import
+
+    return _import(source)
+
 __all__ = [
     "__version__",
     "data",
@@ -61,4 +76,6 @@ __all__ = [
     "seed_everything",
     "sweep",
     "fast_mode",
+    "export_nir",
+    "import_nir",
 ]

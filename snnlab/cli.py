@@ -171,6 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     rc = sub.add_parser("recipes", help="list the papers' recipes (snnlab train --recipe NAME)",
                         description="List the recipes: one per row of the TET, DSR and chi tables.")
     rc.add_argument("--show", default=None, metavar="NAME", help="print one recipe in full")
+    nx = sub.add_parser("export-nir", help="write a trained run's model as a NIR graph (other simulators, chips)",
+                        description="Read RUN_DIR's config.json and checkpoint.pt (weights only, no code runs), "
+                                    "fold BatchNorm into the convolutions and write the model as a NIR file "
+                                    "(snnlab.export_nir); the file is read back and compared with the model first.")
+    nx.add_argument("run_dir", metavar="RUN_DIR", help="a finished run's folder (snnlab train --out)")
+    nx.add_argument("--out", default=None, metavar="PATH", help="the NIR file (default: RUN_DIR/model.nir)")
+    nx.add_argument("--no-check", action="store_true", help="skip the read-back comparison")
     r = sub.add_parser("reproduce", help="the main job: train on the embedded datasets, print and save the table",
                        description="Train the tutorial SNN on digits and dvs-digits; write results/ (table and plots).")
     r.add_argument("--out", default="results", help="output folder (default: %(default)s)")
@@ -369,6 +376,30 @@ def _recipes(args) -> int:
     return 0
 
 
+def _export_nir(args) -> int:
+    from pathlib import Path
+
+    from .config import TrainConfig
+    from .interop.nir_graph import export_nir
+    from .reproduce import _load_model
+
+    run = Path(args.run_dir)
+    for name in ("config.json", "checkpoint.pt"):
+        if not (run / name).is_file():
+            raise FileNotFoundError(f"{str(run)!r} is not a finished run folder: it has no {name} "
+                                    f"(snnlab train --out FOLDER writes both)")
+    cfg = TrainConfig.from_json(run / "config.json")
+    cfg.out_dir = str(run)
+    from . import data
+
+    model = _load_model(cfg)
+    shape = tuple(data.load(cfg.dataset).input_shape)
+    path = export_nir(model, args.out or run / "model.nir", input_shape=shape, check=not args.no_check)
+    print(f"wrote {path} ({cfg.model} on {cfg.dataset}, input {shape}"
+          + ("" if args.no_check else "; read back and compared: equal outputs") + ")")
+    return 0
+
+
 def _reproduce(args) -> int:
     from .reproduce import reproduce
 
@@ -393,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args)
         if args.command == "sweep":
             return _sweep(args)
+        if args.command == "export-nir":
+            return _export_nir(args)
         return _reproduce(args)
     except (ValueError, NotImplementedError, FileNotFoundError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__

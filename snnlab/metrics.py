@@ -4,23 +4,32 @@ estimate.
 ``count_operations(model, x)`` runs one forward pass of ``model`` on the time-first input ``x`` (``[T, B, ...]``) and
 returns an ``OpsReport``:
 
-* ``layers``: one row per convolution / linear layer (``pandas.DataFrame``): what its input was (``"spikes"`` when every
-  entry is 0 or 1, else ``"analog"``), the input's density (share of non-zero entries), the *dense* operation count
-  (every output element times its in-bounds inputs, what an ANN does; NeuroBench's ``Dense``), the *effective*
-  count (only the synapses a non-zero input drives through a non-zero weight: the layer applied to the input's non-zero mask with its non-zero
-  weights set to 1, which counts padding exactly), and that count as accumulates (ACs, spike inputs: a spike adds a
-  weight) or multiply-accumulates (MACs, analog inputs). All counts are per sample, summed over the T steps.
-* ``rates``: for every spiking neuron (``snnlab.neuron_base.spiking_neurons``), its firing rate at every time step
-  (mean over the batch and the neurons).
+* ``layers``: one row per convolution / linear layer (``pandas.DataFrame``): what its input was, the input's density
+  (share of non-zero entries), the *dense* operation count (every output element times its in-bounds inputs, what an
+  ANN does; NeuroBench's ``Dense``), the *effective* count (only the synapses a non-zero input drives through a
+  non-zero weight: the layer applied to the input's non-zero mask with its non-zero weights set to 1, which counts
+  padding exactly), and the operations as accumulates (ACs) or multiply-accumulates (MACs). Its input is
+
+  - ``"spikes"`` when every non-zero entry has the same value (1, or a DSR neuron's amplitude, which folds into the
+    weights): a spike adds a weight, so the effective count is ACs;
+  - ``"pooled spikes"`` when it is the output of an average pooling (``nn.AvgPool*d``, or an ``nn.AdaptiveAvgPool*d``
+    with equal windows) of spikes, and ``fold_pooling=True`` (the default): an entry ``k / area`` is ``k`` spikes of
+    the window, and a chip folds ``1 / area`` into the weights and adds a weight once per spike, so the ACs are the
+    layer applied to the spike *counts* with its non-zero weights set to 1 (at least the effective count when windows
+    hold more than one spike). ``fold_pooling=False`` counts such a layer as NeuroBench's ``SynapticOperations``
+    does: non-binary input, so MACs;
+  - ``"analog"`` otherwise (the image, a membrane): MACs.
+
+  All counts are per sample, summed over the T steps.
+* ``rates``: for every spiking neuron (``snnlab.neuron_base.spiking_neurons``), its firing rate at every time step:
+  the share of its outputs that are non-zero, over the batch and the neurons (spikes per neuron per step, whatever
+  their amplitude: DSR's neurons emit spikes of amplitude ``v_th`` or ``v_th / dt``).
+* ``spikes``: every spiking layer's spikes per sample over the T steps (``total_spikes``: their sum).
 * ``energy(e_ac, e_mac)``: ``ACs * e_ac + MACs * e_mac`` in joules per sample, and ``ann_energy``: the dense count of
   the same layers for one step, all MACs (the network as an ANN). The default constants are the ones the SNN
   literature uses after Horowitz (ISSCC 2014, "Computing's energy problem", 45 nm CMOS, 32-bit float): 0.9 pJ for an
   addition (an AC) and 4.6 pJ for a multiply-accumulate (3.7 pJ multiply + 0.9 pJ add). They are a model of a chip,
   not a measurement, and ignore memory access, which often dominates.
-
-The "spikes" test is on values: a layer after an average pooling of spikes sees 0, 0.25, 0.5, ... and counts as
-analog (MACs), as NeuroBench's ``SynapticOperations`` counts it; a chip would fold the pooling into the weights and
-accumulate. Read the counts of such layers with that in mind.
 """
 from __future__ import annotations
 
@@ -47,20 +56,22 @@ def synaptic_ops(layer: nn.Module, x: torch.Tensor) -> tuple[int, int]:
     (padding taps are no operation in either; NeuroBench's ``Dense``)."""
     if not isinstance(layer, _LAYERS):
         raise TypeError(f"synaptic_ops counts nn.Conv1d/2d/3d and nn.Linear layers, got {type(layer).__name__}")
-    if isinstance(layer, nn.Linear):
-        def apply(inp, w):
-            return F.linear(inp, w)
-    else:
-        if layer.padding_mode != "zeros":
-            raise ValueError(f"{type(layer).__name__} with padding_mode={layer.padding_mode!r}: only zero padding is counted")
-        conv = {nn.Conv1d: F.conv1d, nn.Conv2d: F.conv2d, nn.Conv3d: F.conv3d}[type(layer)]
-
-        def apply(inp, w):
-            return conv(inp, w, None, layer.stride, layer.padding, layer.dilation, layer.groups)
     with torch.no_grad():
-        eff = apply((x != 0).to(torch.float64), (layer.weight != 0).to(torch.float64))
-        dense = apply(torch.ones_like(x, dtype=torch.float64), torch.ones_like(layer.weight, dtype=torch.float64))
+        eff = _synapses(layer, (x != 0).to(torch.float64))
+        dense = _synapses(layer, torch.ones_like(x, dtype=torch.float64), torch.ones_like(layer.weight, dtype=torch.float64))
     return int(round(float(eff.sum()))), int(round(float(dense.sum())))
+
+
+def _synapses(layer: nn.Module, inp: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+    """``layer``'s linear map (no bias) of ``inp`` with the weights ``w`` (default: 1 where its weight is non-zero),
+    in float64: with a 0/1 input, each output counts the (input, weight) pairs that reach it."""
+    w = (layer.weight != 0).to(torch.float64) if w is None else w
+    if isinstance(layer, nn.Linear):
+        return F.linear(inp, w)
+    if layer.padding_mode != "zeros":
+        raise ValueError(f"{type(layer).__name__} with padding_mode={layer.padding_mode!r}: only zero padding is counted")
+    conv = {nn.Conv1d: F.conv1d, nn.Conv2d: F.conv2d, nn.Conv3d: F.conv3d}[type(layer)]
+    return conv(inp, w, None, layer.stride, layer.padding, layer.dilation, layer.groups)
 
 
 @dataclass
@@ -74,6 +85,12 @@ class OpsReport:
     e_ac: float = E_AC
     e_mac: float = E_MAC
     extra: dict = field(default_factory=dict)
+    spikes: dict[str, float] = field(default_factory=dict)  #: spikes per sample of every spiking layer, all T steps
+
+    @property
+    def total_spikes(self) -> float:
+        """Spikes per sample, all spiking layers and steps."""
+        return float(sum(self.spikes.values()))
 
     @property
     def acs(self) -> int:
@@ -108,24 +125,80 @@ def _is_binary(x: torch.Tensor) -> bool:
     return bool(((x == 0) | (x == 1)).all())
 
 
-def count_operations(model: nn.Module, x: torch.Tensor, e_ac: float = E_AC, e_mac: float = E_MAC) -> OpsReport:
+def _spike_amplitude(x: torch.Tensor) -> float | None:
+    """The one value every non-zero entry of ``x`` has (1.0 for an all-zero tensor), or None when there are several:
+    spikes of amplitude 1, or of a DSR neuron's amplitude."""
+    nz = x[x != 0]
+    if nz.numel() == 0:
+        return 1.0
+    a = nz.flatten()[0]
+    return float(a) if bool((nz == a).all()) and float(a) > 0 else None
+
+
+_POOLS = {nn.AvgPool1d: 1, nn.AvgPool2d: 2, nn.AvgPool3d: 3,
+          nn.AdaptiveAvgPool1d: 1, nn.AdaptiveAvgPool2d: 2, nn.AdaptiveAvgPool3d: 3}
+
+
+def _pool_area(pool: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int | None:
+    """The number of inputs every window of an average pooling averages, or None when windows differ (padding
+    without ``count_include_pad``, an adaptive pooling whose input size is not a multiple of its output's)."""
+    n = _POOLS[type(pool)]
+    if type(pool).__name__.startswith("Adaptive"):
+        ins, outs = inp.shape[-n:], out.shape[-n:]
+        if any(i % o for i, o in zip(ins, outs)):
+            return None
+        area = 1
+        for i, o in zip(ins, outs):
+            area *= i // o
+        return area
+    if getattr(pool, "divisor_override", None):
+        return int(pool.divisor_override)
+    k = pool.kernel_size if isinstance(pool.kernel_size, tuple) else (pool.kernel_size,) * n
+    pad = pool.padding if isinstance(pool.padding, tuple) else (pool.padding,) * n
+    if any(pad) and not pool.count_include_pad:
+        return None
+    area = 1
+    for v in k:
+        area *= int(v)
+    return area
+
+
+def count_operations(model: nn.Module, x: torch.Tensor, e_ac: float = E_AC, e_mac: float = E_MAC,
+                     fold_pooling: bool = True) -> OpsReport:
     """One forward pass of ``model`` (in eval mode, no gradient; restored after) on ``x`` ``[T, B, ...]``: the
     operations of every convolution / linear layer and the firing rate of every spiking layer per step (see the
-    module docstring). Layers inside ``TimeMerged`` see all ``T * B`` frames at once; the counts are per sample."""
+    module docstring; ``fold_pooling=False`` counts a layer fed by average-pooled spikes as NeuroBench does, MACs).
+    Layers inside ``TimeMerged`` see all ``T * B`` frames at once; the counts are per sample."""
     check_sequence(x, floating=True)
     if e_ac < 0 or e_mac < 0:
         raise ValueError(f"energies per operation must be >= 0, got e_ac={e_ac!r}, e_mac={e_mac!r}")
     T, B = x.shape[0], x.shape[1]
     rows, hooks, outs = [], [], {}
+    pooled = {}  # (data_ptr, numel) of an average pooling's output of spikes -> (that output, its spike counts)
     names = {m: n for n, m in model.named_modules()}
+
+    def on_pool(pool, inputs, output):
+        amp = _spike_amplitude(inputs[0])
+        area = None if amp is None else _pool_area(pool, inputs[0], output)
+        if area is None:
+            return
+        counts = (output.to(torch.float64) * area / amp)
+        if bool(((counts - counts.round()).abs() < 1e-3).all()):  # keep ``output`` alive so its address is not reused
+            pooled[output.data_ptr(), output.numel()] = (output, counts.round())
 
     def on_layer(layer, inputs, _output):
         inp = inputs[0]
         eff, dense = synaptic_ops(layer, inp)
-        spikes = _is_binary(inp)
-        rows.append({"layer": names[layer], "type": type(layer).__name__, "input": "spikes" if spikes else "analog",
+        kind, acs = "analog", 0.0
+        if _spike_amplitude(inp) is not None:
+            kind, acs = "spikes", eff
+        elif (inp.data_ptr(), inp.numel()) in pooled:  # a view (flatten, reshape) of a pooling of spikes
+            with torch.no_grad():
+                counts = pooled[inp.data_ptr(), inp.numel()][1].reshape(inp.shape)
+                kind, acs = "pooled spikes", float(_synapses(layer, counts).sum())
+        rows.append({"layer": names[layer], "type": type(layer).__name__, "input": kind,
                      "density": float((inp != 0).float().mean()), "dense_ops": dense / B, "effective_ops": eff / B,
-                     "ACs": eff / B if spikes else 0.0, "MACs": 0.0 if spikes else eff / B})
+                     "ACs": acs / B, "MACs": 0.0 if kind != "analog" else eff / B})
 
     def on_neuron(name):
         def hook(_m, _inputs, output):
@@ -137,6 +210,8 @@ def count_operations(model: nn.Module, x: torch.Tensor, e_ac: float = E_AC, e_ma
     for m in model.modules():
         if isinstance(m, _LAYERS):
             hooks.append(m.register_forward_hook(on_layer))
+        elif fold_pooling and type(m) in _POOLS:
+            hooks.append(m.register_forward_hook(on_pool))
     for name, m in neurons.items():
         hooks.append(m.register_forward_hook(on_neuron(name)))
     was_training = model.training
@@ -148,17 +223,17 @@ def count_operations(model: nn.Module, x: torch.Tensor, e_ac: float = E_AC, e_ma
         for h in hooks:
             h.remove()
         model.train(was_training)
-    rates = {}
+    rates, spikes = {}, {}
     for name, spk in outs.items():
         s = torch.stack(spk) if len(spk) > 1 else spk[0]  # a step-wise (snnTorch) neuron is called once per step
-        s = s.reshape(T, -1)
+        s = s.reshape(T, -1) != 0
         rates[name] = [float(v) for v in s.float().mean(1)]
+        spikes[name] = float(s.sum()) / B
     table = pd.DataFrame(rows, columns=["layer", "type", "input", "density", "dense_ops", "effective_ops", "ACs", "MACs"])
     if len(table) and table["layer"].duplicated().any():  # a step-wise network calls each layer once per step
         table = table.groupby("layer", sort=False).agg(
-            type=("type", "first"), input=("input", lambda v: "spikes" if (v == "spikes").all() else "mixed"
-                                            if (v == "spikes").any() else "analog"),
+            type=("type", "first"), input=("input", lambda v: v.iloc[0] if (v == v.iloc[0]).all() else "mixed"),
             density=("density", "mean"), dense_ops=("dense_ops", "sum"), effective_ops=("effective_ops", "sum"),
             ACs=("ACs", "sum"), MACs=("MACs", "sum")).reset_index()
     return OpsReport(table, rates, T, B, e_ac, e_mac,
-                     extra={"kinds": {n: as_spiking(m).kind for n, m in neurons.items()}})
+                     extra={"kinds": {n: as_spiking(m).kind for n, m in neurons.items()}}, spikes=spikes)

@@ -217,13 +217,14 @@ def _plots(out: Path, by_row: dict, fast: bool) -> list[Path]:
 
 def _operations(out: Path, by_row: dict, n_samples: int = 256) -> list[Path]:
     """Spikes and synaptic operations of every row's seed-0 model on the first ``n_samples`` test samples
-    (``snnlab.metrics``): ``operations.csv`` and ``operations.png``."""
+    (``snnlab.metrics``): ``operations.csv`` (a row per table row), ``operations_layers.csv`` (per weight layer: input
+    kind, density, ACs, MACs; per spiking layer: rate and spikes) and ``operations.png``."""
     import pandas as pd
 
     from . import data, metrics, plot
     from .layers import encode
 
-    rows, inputs = [], {}  # one input batch per (data set, T), shared by that data set's rows
+    rows, layer_rows, inputs = [], [], {}  # one input batch per (data set, T), shared by that data set's rows
     for name, runs in by_row.items():
         cfg = runs[0][0]
         if (cfg.dataset, cfg.T) not in inputs:
@@ -234,19 +235,27 @@ def _operations(out: Path, by_row: dict, n_samples: int = 256) -> list[Path]:
         rates = rep.mean_rate()
         rows.append({"row": name, "dataset": cfg.dataset, "method": _row_label(cfg), "T": cfg.T,
                      "mean_rate": round(sum(rates.values()) / max(1, len(rates)), 4),
+                     "spikes": round(rep.total_spikes, 1),
                      **{f"rate {k}": round(v, 4) for k, v in rates.items()},
                      "ACs": int(rep.acs), "MACs": int(rep.macs), "energy_nJ": round(rep.energy() * 1e9, 3),
                      "ann_energy_nJ": round(rep.ann_energy() * 1e9, 3),
                      "snn_over_ann": round(rep.energy() / rep.ann_energy(), 3)})
+        for _, lr in rep.layers.iterrows():
+            layer_rows.append({"row": name, "layer": lr["layer"], "type": lr["type"], "input": lr["input"],
+                               "density": round(lr["density"], 4), "ACs": round(lr["ACs"]), "MACs": round(lr["MACs"])})
+        for k, v in rates.items():
+            layer_rows.append({"row": name, "layer": k, "type": rep.extra["kinds"][k], "input": "",
+                               "rate": round(v, 4), "spikes": round(rep.spikes[k], 1)})
     table = pd.DataFrame(rows)
     table.to_csv(out / "operations.csv", index=False)
+    pd.DataFrame(layer_rows).to_csv(out / "operations_layers.csv", index=False)
     fig, _ = plot.operations(table, title=f"seed-0 models, {n_samples} test samples: energy per sample")
     fig.tight_layout()
     fig.savefig(out / "operations.png")
-    cols = ["row", "T", "mean_rate", "ACs", "MACs", "energy_nJ", "ann_energy_nJ", "snn_over_ann"]
+    cols = ["row", "T", "mean_rate", "spikes", "ACs", "MACs", "energy_nJ", "ann_energy_nJ", "snn_over_ann"]
     print("\nspikes and synaptic operations per sample (seed-0 models, snnlab.metrics; 0.9 pJ/AC, 4.6 pJ/MAC):\n"
           + table[cols].to_string(index=False))
-    return [out / "operations.csv", out / "operations.png"]
+    return [out / "operations.csv", out / "operations_layers.csv", out / "operations.png"]
 
 
 def _load_model(cfg: TrainConfig):

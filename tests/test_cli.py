@@ -111,3 +111,19 @@ def test_reproduce_fast(tmp_path):
     assert (ops["ann_energy_nJ"] > 0).all() and (ops["mean_rate"].between(0, 1)).all()
     assert (ops["energy_nJ"] == ((ops["ACs"] * 0.9 + ops["MACs"] * 4.6) / 1000).round(3)).all()
     assert "spikes and synaptic operations per sample" in out.stdout
+    assert (ops["spikes"] > 0).all() and (ops["ACs"] > 0).all()     # pooled spikes fold into accumulates
+    per_layer = pd.read_csv(tmp_path / "res" / "operations_layers.csv")
+    assert set(per_layer["row"]) == set(ops["row"])
+    sums = per_layer.groupby("row", sort=False)[["ACs", "spikes"]].sum()
+    assert abs(sums.loc[ops["row"], "ACs"].values - ops["ACs"].values).max() <= 8  # each layer's count rounded
+    assert abs(sums.loc[ops["row"], "spikes"].values - ops["spikes"].values).max() < 1
+    runs = sorted((tmp_path / "res" / "runs").glob("*-s0"))                 # snnlab export-nir RUN_DIR
+    sdt = next(r for r in runs if r.name.startswith("dvs-digits") and "sdt" in r.name.lower())
+    nx = run("export-nir", str(sdt), "--out", str(tmp_path / "m.nir"))
+    assert nx.returncode == 0, nx.stderr
+    assert (tmp_path / "m.nir").is_file() and "read back and compared: equal outputs" in nx.stdout
+    dsr = next(r for r in runs if "dsr" in r.name.lower())
+    bad = run("export-nir", str(dsr))
+    assert bad.returncode == 2 and "DSR" in bad.stderr and not (dsr / "model.nir").exists()
+    missing = run("export-nir", str(tmp_path))
+    assert missing.returncode == 2 and "no config.json" in missing.stderr

@@ -69,8 +69,50 @@ def test_the_snntorch_twin_spends_the_same_operations():
         b.layers[["dense_ops", "effective_ops", "ACs", "MACs"]].values.tolist()
     assert [r for v in a.rates.values() for r in v] == pytest.approx([r for v in b.rates.values() for r in v])
     assert a.layers.iloc[0]["input"] == "analog" and a.layers.iloc[0]["density"] == 1.0       # the image
-    assert a.layers.iloc[1]["input"] == "analog" and 0 < a.layers.iloc[1]["density"] < 1    # pooled spikes: 0, 0.25, ..
+    assert a.layers.iloc[1]["input"] == "pooled spikes" and 0 < a.layers.iloc[1]["density"] < 1  # 0, 0.25, ..
+    assert a.layers.iloc[1]["MACs"] == 0 and a.layers.iloc[1]["ACs"] >= a.layers.iloc[1]["effective_ops"]
+    c = metrics.count_operations(model, x, fold_pooling=False)                               # NeuroBench's view
+    assert list(c.layers["input"])[:2] == ["analog", "analog"]
+    assert c.layers.iloc[1]["MACs"] == c.layers.iloc[1]["effective_ops"] and c.layers.iloc[1]["ACs"] == 0
     assert a.layers.iloc[0]["effective_ops"] == a.layers.iloc[0]["dense_ops"]               # a dense input: every tap
+
+
+def test_pooled_spikes_hand_count():
+    # 1 x 4 x 4 spikes -> 2x2 average pooling -> linear 4 -> 2 with one zero weight; window counts 3, 0, 1, 4
+    spk = torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 1], [0, 1, 1, 1]], dtype=torch.float32)
+    spk = spk.reshape(1, 1, 1, 4, 4)                                 # T = 1, B = 1
+    lin = nn.Linear(4, 2, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.0, 1.0, 1.0, 1.0]]))
+    model = nn.Sequential(TimeMerged(nn.AvgPool2d(2)), TimeMerged(nn.Flatten()), TimeMerged(lin))
+    rep = metrics.count_operations(model, spk)
+    row = rep.layers.iloc[0]
+    # windows (3, 0 | 1, 4 spikes): output 0 takes every spike (8), output 1 all but window 0's (5)
+    assert row["input"] == "pooled spikes" and row["ACs"] == 8 + 5 and row["MACs"] == 0
+    assert row["effective_ops"] == 3 + 2                              # 3 non-zero windows; window 0 has one weight
+    rep2 = metrics.count_operations(model, spk, fold_pooling=False)
+    assert rep2.layers.iloc[0]["MACs"] == 5 and rep2.acs == 0
+    # windows that differ in size (an adaptive pooling of 5 -> 2) are not folded: analog
+    odd = nn.Sequential(TimeMerged(nn.AdaptiveAvgPool1d(2)), TimeMerged(nn.Flatten()), TimeMerged(nn.Linear(2, 1)))
+    assert metrics.count_operations(odd, torch.tensor([1.0, 1, 0, 0, 1]).reshape(1, 1, 1, 5)).layers.iloc[0]["input"] == "analog"
+    even = nn.Sequential(TimeMerged(nn.AdaptiveAvgPool1d(2)), TimeMerged(nn.Flatten()), TimeMerged(nn.Linear(2, 1)))
+    rep3 = metrics.count_operations(even, torch.tensor([1.0, 1, 1, 0]).reshape(1, 1, 1, 4))  # windows: 2 and 1 spikes
+    assert rep3.layers.iloc[0]["input"] == "pooled spikes" and rep3.layers.iloc[0]["ACs"] == 3
+
+
+def test_dsr_spikes_count_as_spikes_whatever_their_amplitude():
+    from snnlab.dsr import DSRLIF
+    torch.manual_seed(0)
+    neuron = DSRLIF(v_th=0.6, alpha=0.5, dt=0.1)
+    model = nn.Sequential(TimeMerged(nn.Linear(6, 8)), neuron, TimeMerged(nn.Linear(8, 3)))
+    x = 20 * torch.rand(5, 4, 6)
+    with torch.no_grad():
+        out = neuron(model[0](x))
+    amp = float(out.max())
+    assert amp == pytest.approx(0.6 / 0.1) and set(out.unique().tolist()) == {0.0, amp}
+    rep = metrics.count_operations(model, x)
+    assert rep.rates["1"] == pytest.approx((out != 0).float().mean((1, 2)).tolist())  # spikes per neuron, not volts
+    assert rep.layers.iloc[1]["input"] == "spikes" and rep.layers.iloc[1]["ACs"] == float((out != 0).sum()) * 3 / 4
 
 
 def test_bad_inputs():

@@ -68,6 +68,7 @@ class TutorialSNN(nn.Module):
     ):
         super().__init__()
         c, h, w = check_shape(input_shape)
+        self.input_shape = (c, h, w)  # one frame's shape (snnlab.export_nir reads it)
         self.features, n_features = conv_trunk((c, h, w), channels, neuron or make_neuron)
         self.readout = Readout(n_features, num_classes)
 
@@ -89,6 +90,7 @@ class TutorialSNN1d(nn.Module):
     def __init__(self, input_shape=(1, 40), num_classes: int = 10, channels: tuple[int, int] = (16, 32),
                  neuron: Callable[[], nn.Module] | None = None):
         super().__init__()
+        self.input_shape = tuple(int(s) for s in input_shape)
         self.features, n_features = conv_trunk_1d(input_shape, channels, neuron_factory(neuron))
         self.readout = Readout(n_features, check_classes(num_classes))
 
@@ -103,6 +105,7 @@ class SpikingMLP(nn.Module):
     def __init__(self, input_shape=(1, 8, 8), num_classes: int = 10, hidden: int = 128, neuron=None):
         super().__init__()
         n_in = math.prod(check_any_shape(input_shape))
+        self.input_shape = tuple(int(s) for s in input_shape)
         neuron = neuron or make_neuron
         self.hidden = nn.Sequential(
             TimeMerged(nn.Flatten(), nn.Linear(n_in, hidden, bias=False), nn.BatchNorm1d(hidden)), neuron()

@@ -1,0 +1,318 @@
+"""NIR export and import: snnlab models as Neuromorphic Intermediate Representation graphs.
+
+NIR (https://neuroir.org, the ``nir`` package) describes a spiking network as a graph of continuous-time nodes
+that snnTorch, Norse, SpikingJelly, Lava, Sinabs, Rockpool and several chips read. ``to_nir(model, input_shape)``
+builds the graph from ``nir`` nodes, ``export_nir(model, path)`` writes it (``nir.write``, HDF5: arrays only, no
+code runs when it is read), ``import_nir(path)`` reads it back into a time-first snnTorch model.
+
+What maps to what (through ``to_snntorch``, so the same models and errors):
+
+* ``Conv1d`` / ``Conv2d`` / ``Linear`` -> ``nir.Conv1d`` / ``nir.Conv2d`` / ``nir.Affine``, with the BatchNorm that
+  follows folded in for
+  inference (``w * gamma / sqrt(var + eps)``, ``(b - mean) * gamma / sqrt(var + eps) + beta``: the running statistics,
+  so export a trained model; in training mode BatchNorm has no fixed affine map); ``Flatten`` -> ``nir.Flatten`` (NIR's dimensions exclude the batch);
+  ``AvgPool2d`` -> ``nir.AvgPool2d``; ``AvgPool1d`` (NIR has none) -> a ``nir.Conv1d`` whose weights are ``1 / k``
+  from each channel to itself and 0 across channels, the same map.
+* snnlab's LIF with hard reset (``u[t] = beta * u[t-1] + x[t]``, spike when ``u > v_th``, then ``u = 0``) ->
+  ``nir.LIF`` in snnTorch's convention (``dt = 1e-4``, ``tau = dt / (1 - beta)``, ``r = tau / dt``, ``v_leak = 0``,
+  ``v_reset = 0``): the Euler step of NIR's ``tau du/dt = v_leak - u + r I`` with that ``dt`` is snnlab's update.
+  IF (``beta = 1``) -> ``nir.IF`` (``r = 1``).
+* Not expressible, so a ValueError naming the layer: subtractive reset (NIR's neurons reset to ``v_reset``), DSR's
+  neurons (their gradient is the point, and their spikes carry an amplitude), max pooling (no NIR node), the paper
+  architectures' residual blocks (a residual add is two NIR edges into one node; the exporter follows the flat
+  chains that ``to_snntorch`` makes, so the paper models are not exported yet).
+
+``import_nir`` uses snnTorch's own node-to-module map (``snntorch.import_nir``) with three corrections, each a
+difference found by the round-trip tests: snnTorch 1.0 builds ``nir.IF`` as a ``Leaky`` with ``beta = 0.9``
+(here ``beta = 1``), builds ``nir.Flatten`` without shifting its dimensions by the batch (so it flattens the batch
+into the features), and has no ``nir.Conv1d`` (here nirtorch's). ``snntorch.import_from_nir`` itself gives the same
+outputs for graphs without these nodes (tested on the MLP).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+DT = 1e-4  #: the time step of the LIF convention (snnTorch's export and import)
+
+__all__ = ["to_nir", "export_nir", "import_nir", "read_nir", "DT"]
+
+
+def _nir():
+    try:
+        import nir
+    except ImportError as e:  # pragma: no cover - nir is a dependency
+        raise ImportError("NIR export needs the 'nir' and 'nirtorch' packages: pip install nir nirtorch") from e
+    return nir
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().to(torch.float32).numpy().copy()
+
+
+def _fold_bn(w: torch.Tensor, b: torch.Tensor | None, bn: nn.modules.batchnorm._BatchNorm):
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError("a BatchNorm without running statistics (track_running_stats=False) has no fixed affine map")
+    with torch.no_grad():
+        w64, mean, var = w.double(), bn.running_mean.double(), bn.running_var.double()
+        gamma = bn.weight.double() if bn.weight is not None else torch.ones_like(mean)
+        beta = bn.bias.double() if bn.bias is not None else torch.zeros_like(mean)
+        scale = gamma / torch.sqrt(var + bn.eps)
+        b64 = b.double() if b is not None else torch.zeros_like(mean)
+        return (w64 * scale.view(-1, *([1] * (w.dim() - 1)))).float(), ((b64 - mean) * scale + beta).float()
+
+
+def _neuron_node(leaky, shape: tuple[int, ...], name: str):
+    nir = _nir()
+    if leaky.reset_mechanism != "zero":
+        raise ValueError(f"layer {name!r}: reset {leaky.reset_mechanism!r}; NIR's LIF and IF reset the membrane to "
+                         f"v_reset, so only snnlab's hard reset (reset='hard') exports")
+    beta = float(leaky.beta)
+    v_th = np.full(shape, float(leaky.threshold), dtype=np.float32)
+    zeros = np.zeros(shape, dtype=np.float32)
+    if beta == 1.0:
+        return nir.IF(r=np.ones(shape, dtype=np.float32), v_threshold=v_th, v_reset=zeros)
+    if not 0.0 <= beta < 1.0:
+        raise ValueError(f"layer {name!r}: beta {beta!r}; NIR's LIF needs a decay 0 <= beta < 1 (IF: beta = 1)")
+    tau = np.full(shape, DT / (1.0 - beta), dtype=np.float32)
+    return nir.LIF(tau=tau, r=(tau / DT).astype(np.float32), v_leak=zeros, v_threshold=v_th, v_reset=zeros)
+
+
+def _input_shape(model: nn.Module, input_shape) -> tuple[int, ...]:
+    if input_shape is None:
+        input_shape = getattr(model, "input_shape", None)
+    if input_shape is None:
+        raise ValueError("give input_shape, one sample's shape without time and batch (e.g. (1, 8, 8)): this model "
+                         "does not record it")
+    shape = tuple(int(s) for s in input_shape)
+    if not shape or any(s <= 0 for s in shape):
+        raise ValueError(f"input_shape {input_shape!r}: one sample's shape, positive sizes, without time and batch")
+    return shape
+
+
+def to_nir(model: nn.Module, input_shape=None):
+    """``model`` (a model ``to_snntorch`` converts) as a ``nir.NIRGraph`` for one sample of shape ``input_shape``
+    (without time and batch; default: the model's ``input_shape``). Nodes ``input``, ``0``, ``1``, ... in the order
+    of ``to_snntorch(model)`` (a convolution and its folded BatchNorm are one node), ``output``; NIR's type check
+    runs on the result. ValueError naming the first layer NIR cannot express (see the module docstring)."""
+    import snntorch as snn
+
+    from .snntorch import to_snntorch
+
+    nir = _nir()
+    shape = _input_shape(model, input_shape)
+    steps = list(to_snntorch(model).eval())
+    nodes, chain, x = {"input": nir.Input(input_type={"input": np.array(shape)})}, ["input"], torch.zeros(1, *shape)
+    i = 0
+    while i < len(steps):
+        m, name = steps[i], str(i)
+        nxt = steps[i + 1] if i + 1 < len(steps) else None
+        in_shape = tuple(x.shape[1:])
+        if isinstance(m, snn.SpikingNeuron):
+            if not isinstance(m, snn.Leaky):
+                raise ValueError(f"layer {name!r} is a snntorch.{type(m).__name__}; the exporter writes Leaky (LIF / IF)")
+            node, consumed = _neuron_node(m, in_shape, name), 1
+        elif isinstance(m, (nn.Conv1d, nn.Conv2d)):
+            if m.padding_mode != "zeros":
+                raise ValueError(f"layer {name!r}: padding_mode {m.padding_mode!r}; NIR's convolutions pad with zeros")
+            w, b, consumed = m.weight, m.bias, 1
+            if isinstance(nxt, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                try:
+                    w, b = _fold_bn(w, b, nxt)
+                except ValueError as e:
+                    raise ValueError(f"layer {i + 1!r} (BatchNorm after conv {name!r}): {e}") from None
+                consumed = 2
+            b = torch.zeros(w.shape[0]) if b is None else b
+            cls = nir.Conv1d if isinstance(m, nn.Conv1d) else nir.Conv2d
+            node = cls(input_shape=in_shape[1:] if cls is nir.Conv2d else in_shape[1], weight=_np(w),
+                       stride=m.stride if cls is nir.Conv2d else m.stride[0],
+                       padding=m.padding if cls is nir.Conv2d else m.padding[0],
+                       dilation=m.dilation if cls is nir.Conv2d else m.dilation[0], groups=m.groups, bias=_np(b))
+        elif isinstance(m, nn.Linear):
+            w, b, consumed = m.weight, m.bias, 1
+            if isinstance(nxt, nn.BatchNorm1d):
+                try:
+                    w, b = _fold_bn(w, b, nxt)
+                except ValueError as e:
+                    raise ValueError(f"layer {i + 1!r} (BatchNorm after linear {name!r}): {e}") from None
+                consumed = 2
+            b = torch.zeros(m.out_features) if b is None else b
+            node = nir.Affine(weight=_np(w), bias=_np(b))
+        elif isinstance(m, nn.Flatten):
+            nd = len(in_shape) + 1
+            start, end = m.start_dim % nd, m.end_dim % nd
+            if start == 0:
+                raise ValueError(f"layer {name!r}: Flatten(start_dim={m.start_dim}) flattens the batch dimension")
+            node, consumed = nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=start - 1,
+                                         end_dim=end - 1), 1
+        elif isinstance(m, nn.AvgPool2d):
+            if m.ceil_mode or (any(np.atleast_1d(m.padding)) and not m.count_include_pad) or m.divisor_override:
+                raise ValueError(f"layer {name!r}: {m}; NIR's AvgPool2d averages whole windows (no ceil_mode, "
+                                 f"divisor_override, or padding without count_include_pad)")
+            pair = (lambda v: np.array(v if isinstance(v, tuple) else (v, v)))
+            node, consumed = nir.AvgPool2d(kernel_size=pair(m.kernel_size), stride=pair(m.stride or m.kernel_size),
+                                           padding=pair(m.padding)), 1
+        elif isinstance(m, nn.AvgPool1d):
+            k, s, p = m.kernel_size[0], (m.stride or m.kernel_size)[0], m.padding[0]
+            if m.ceil_mode or (p and not m.count_include_pad):
+                raise ValueError(f"layer {name!r}: {m}; exported as an averaging convolution, whole windows only")
+            c = in_shape[0]
+            w = np.zeros((c, c, k), np.float32)  # channel c averages channel c only (groups=c would be smaller, but
+            w[np.arange(c), np.arange(c)] = 1.0 / k  # nir 1.0's type inference ignores groups)
+            node, consumed = nir.Conv1d(input_shape=in_shape[1], weight=w, stride=s, padding=p, dilation=1, groups=1,
+                                        bias=np.zeros(c, np.float32)), 1
+        elif isinstance(m, (nn.Dropout, nn.Identity)):
+            i += 1  # identity in eval mode
+            continue
+        else:
+            raise ValueError(f"layer {name!r} is a {type(m).__name__}, which NIR 1.0 cannot express (the exporter "
+                             f"writes Conv1d/2d with BatchNorm folded in, Linear, Flatten, AvgPool1d/2d, LIF and IF)")
+        with torch.no_grad():
+            for mm in steps[i:i + consumed]:
+                x = mm(x) if not isinstance(mm, snn.SpikingNeuron) else x
+        nodes[name] = node
+        chain.append(name)
+        i += consumed
+    nodes["output"] = nir.Output(output_type={"output": np.array(tuple(x.shape[1:]))})
+    chain.append("output")
+    edges = list(zip(chain[:-1], chain[1:]))
+    graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata={"source": "snnlab", "dt": DT})
+    return graph
+
+
+def export_nir(model: nn.Module, path, input_shape=None, check: bool = True):
+    """Write ``model`` as a NIR file at ``path`` (``nir.write``; written to a temporary file and moved into place, so
+    a crash never leaves half a file). With ``check`` (default), the file is read back and imported
+    (``import_nir``), and its outputs are compared with ``model``'s on random input in eval mode: a ValueError if
+    they differ (the file is then not kept). Returns the path."""
+    nir = _nir()
+    path = Path(path)
+    graph = to_nir(model, input_shape)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        nir.write(tmp, graph)
+        if check:
+            diff = round_trip_error(model, tmp, input_shape)
+            if diff["max_abs_output"] > 1e-4 or diff["spike_mismatch"] > 1e-3:
+                raise ValueError(f"the NIR file does not round-trip: {diff} (outputs of the imported graph against "
+                                 f"the model on random input)")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_nir(path):
+    """``nir.read(path)``, with a clear error for a missing file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no NIR file at {str(path)!r}")
+    return _nir().read(str(path))
+
+
+def _module_map():
+    import nirtorch.nir_interpreter as ni
+    import snntorch as snn
+    import snntorch.import_nir as sin
+
+    nir = _nir()
+
+    def flatten(node):  # NIR's dimensions exclude the batch; torch's Flatten counts it
+        nd = len(np.atleast_1d(node.input_type["input"])) + 1
+        return nn.Flatten(node.start_dim % nd + 1 if node.start_dim >= 0 else node.start_dim,
+                          node.end_dim % nd + 1 if node.end_dim >= 0 else node.end_dim)
+
+    def if_node(node):
+        v = np.unique(node.v_threshold)
+        if v.size != 1 or not np.allclose(node.r, 1.0):
+            raise ValueError("an IF node with different thresholds per neuron or r != 1 has no snn.Leaky counterpart")
+        return snn.Leaky(beta=1.0, threshold=float(v[0]), reset_mechanism="zero", init_hidden=True, reset_delay=False)
+
+    def lif_node(node):
+        for key in ("tau", "r", "v_threshold"):
+            if np.unique(getattr(node, key)).size != 1:
+                raise ValueError(f"a LIF node whose {key} differs between neurons has no snn.Leaky counterpart")
+        return sin._nir_to_snntorch_module(node, hack_w_scale=True, init_hidden=True)
+
+    m = {k: (lambda n: sin._nir_to_snntorch_module(n, init_hidden=True))
+         for k in (nir.Affine, nir.Linear, nir.Conv2d, nir.AvgPool2d)}
+    m.update({nir.Flatten: flatten, nir.IF: if_node, nir.LIF: lif_node, nir.Conv1d: ni._default_map_conv1d})
+    return m
+
+
+class _GraphStep(nn.Module):
+    """One step of an imported NIR graph (nirtorch's GraphModule returns ``(output, state)``; the snnTorch neurons
+    keep their own state with ``init_hidden``)."""
+
+    def __init__(self, graph_module: nn.Module):
+        super().__init__()
+        self.graph = graph_module
+
+    def forward(self, x):
+        out = self.graph(x)
+        return out[0] if isinstance(out, tuple) else out
+
+
+def import_nir(source):
+    """A NIR graph (a path, or a ``nir.NIRGraph``) as a time-first snnTorch model ``[T, B, ...] -> [T, B, C]``
+    (``MultiStep`` around nirtorch's executor of snnTorch modules; see the module docstring for the three
+    corrections to snnTorch's importer). A node type it cannot build is a ValueError naming it."""
+    import nirtorch
+
+    from .snntorch import MultiStep
+
+    nir = _nir()
+    graph = source if isinstance(source, nir.NIRGraph) else read_nir(source)
+    known = tuple(_module_map()) + (nir.Input, nir.Output)
+    for name, node in graph.nodes.items():
+        if not isinstance(node, known):
+            raise ValueError(f"NIR node {name!r} is a nir.{type(node).__name__}; import_nir builds "
+                             f"{', '.join(sorted(c.__name__ for c in known))}")
+    gm = nirtorch.nir_to_torch(graph, _module_map())
+    return MultiStep(_GraphStep(gm), readout=0).eval()
+
+
+def round_trip_error(model: nn.Module, source, input_shape=None, T: int = 4, batch: int = 3, seed: int = 0) -> dict:
+    """Compare ``model`` with ``import_nir(source)`` in eval mode on random input ``[T, batch, *input_shape]``
+    (uniform in [0, 2)): ``max_abs_output`` (readout difference) and ``spike_mismatch`` (share of differing spikes
+    over every spiking layer, in order)."""
+    from ..neuron_base import spiking_neurons
+
+    shape = _input_shape(model, input_shape)
+    g = torch.Generator().manual_seed(seed)
+    x = 2 * torch.rand(T, batch, *shape, generator=g)
+    imported = import_nir(source)
+    spikes = {}
+
+    def grab(key):
+        def hook(_m, _i, out):
+            spikes.setdefault(key, []).append((out[0] if isinstance(out, tuple) else out).detach().reshape(-1))
+        return hook
+
+    hooks = [m.register_forward_hook(grab((k, j))) for k, net in (("a", model), ("b", imported))
+             for j, m in enumerate(spiking_neurons(net).values())]
+    was = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            ya, yb = model(x), imported(x)
+    finally:
+        model.train(was)
+        for h in hooks:
+            h.remove()
+    sa = [torch.cat(v) for (k, _), v in sorted(spikes.items()) if k == "a"]
+    sb = [torch.cat(v) for (k, _), v in sorted(spikes.items()) if k == "b"]
+    if len(sa) != len(sb) or ya.shape != yb.shape:
+        return {"max_abs_output": float("inf"), "spike_mismatch": 1.0,
+                "why": f"{len(sa)} vs {len(sb)} spiking layers, outputs {tuple(ya.shape)} vs {tuple(yb.shape)}"}
+    mism = sum(float((a != b).sum()) for a, b in zip(sa, sb)) / max(1, sum(a.numel() for a in sa))
+    return {"max_abs_output": float((ya - yb).abs().max()), "spike_mismatch": mism,
+            "spike_rate": sum(float((a != 0).sum()) for a in sa) / max(1, sum(a.numel() for a in sa))}
