@@ -114,6 +114,16 @@ class OpsReport:
         """Each spiking layer's firing rate averaged over the steps."""
         return {k: sum(v) / len(v) for k, v in self.rates.items()}
 
+    def row(self) -> dict:
+        """The report as one table row (``snnlab.reproduce``'s ``operations.csv``, ``plot.operations``): mean rate
+        over the spiking layers, spikes, ACs, MACs, energy and the ANN's in nJ per sample, and their ratio."""
+        rates = self.mean_rate()
+        e, a = self.energy(), self.ann_energy()
+        return {"mean_rate": round(sum(rates.values()) / max(1, len(rates)), 4), "spikes": round(self.total_spikes, 1),
+                **{f"rate {k}": round(v, 4) for k, v in rates.items()},
+                "ACs": int(self.acs), "MACs": int(self.macs), "energy_nJ": round(e * 1e9, 3),
+                "ann_energy_nJ": round(a * 1e9, 3), "snn_over_ann": round(e / a, 3) if a else float("nan")}
+
     def summary(self) -> str:
         e, a = self.energy(), self.ann_energy()
         return (f"per sample, T = {self.T}: {self.acs:,} ACs + {self.macs:,} MACs = {e * 1e9:.3f} nJ "

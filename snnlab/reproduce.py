@@ -233,13 +233,7 @@ def _operations(out: Path, by_row: dict, n_samples: int = 256) -> list[Path]:
             inputs[cfg.dataset, cfg.T] = encode(x, cfg.T, bundle.temporal).float()
         rep = metrics.count_operations(_load_model(cfg), inputs[cfg.dataset, cfg.T])
         rates = rep.mean_rate()
-        rows.append({"row": name, "dataset": cfg.dataset, "method": _row_label(cfg), "T": cfg.T,
-                     "mean_rate": round(sum(rates.values()) / max(1, len(rates)), 4),
-                     "spikes": round(rep.total_spikes, 1),
-                     **{f"rate {k}": round(v, 4) for k, v in rates.items()},
-                     "ACs": int(rep.acs), "MACs": int(rep.macs), "energy_nJ": round(rep.energy() * 1e9, 3),
-                     "ann_energy_nJ": round(rep.ann_energy() * 1e9, 3),
-                     "snn_over_ann": round(rep.energy() / rep.ann_energy(), 3)})
+        rows.append({"row": name, "dataset": cfg.dataset, "method": _row_label(cfg), "T": cfg.T, **rep.row()})
         for _, lr in rep.layers.iterrows():
             layer_rows.append({"row": name, "layer": lr["layer"], "type": lr["type"], "input": lr["input"],
                                "density": round(lr["density"], 4), "ACs": round(lr["ACs"]), "MACs": round(lr["MACs"])})

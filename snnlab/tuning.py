@@ -123,10 +123,13 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _train_one(config_dict: dict, bundle=None) -> dict:
-    """Train one run; return its last row and the training time (also in a worker process)."""
+def _train_one(config_dict: dict, bundle=None, model_fn=None) -> dict:
+    """Train one run; return its last row and the training time (also in a worker process). ``model_fn``: a
+    callable building the model (called after seeding with the run's seed, so its initial weights follow the seed),
+    else the config's model."""
     from .evaluation import load_data
     from .loop import fit
+    from .seeding import seed_everything
 
     cfg = TrainConfig.from_dict(config_dict)
     if bundle is None:
@@ -135,7 +138,11 @@ def _train_one(config_dict: dict, bundle=None) -> dict:
             _WORKER_DATA.clear()
             _WORKER_DATA[key] = load_data(cfg)
         bundle = _WORKER_DATA[key]
-    hist = fit(cfg, bundle=bundle)
+    model = None
+    if model_fn is not None:
+        seed_everything(cfg.seed)
+        model = model_fn()
+    hist = fit(cfg, bundle=bundle, model=model)
     return {**hist.last, "train_time_s": sum(r["epoch_time_s"] for r in hist)}
 
 
@@ -158,12 +165,16 @@ def _finished(cfg: TrainConfig) -> dict | None:
 
 
 def run_seeds(configs: list[TrainConfig], *, workers: int = 1, threads: int | None = None, bundle=None,
-              progress: bool = True, desc: str = "runs") -> list[dict]:
+              progress: bool = True, desc: str = "runs", model_fn=None) -> list[dict]:
     """Train every config (each is one run: a setting at one seed) and return their last rows, in order.
 
     A config whose ``out_dir`` holds a finished run of the same experiment is read back, not trained again (a
     sweep stopped half way continues where it was). ``workers > 1``: that many processes, ``threads`` torch
-    threads each (default: the cores divided among them); ``bundle`` is only used with ``workers=1``."""
+    threads each (default: the cores divided among them); ``bundle`` is only used with ``workers=1``. ``model_fn``:
+    a callable building each run's model after seeding (your own network, e.g. ``lambda: MultiStep(net())``); with
+    ``workers > 1`` it must be importable (a module-level function), as the worker processes unpickle it."""
+    if model_fn is not None and not callable(model_fn):
+        raise TypeError(f"model_fn must be a callable that builds a model, got {type(model_fn).__name__}")
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
@@ -181,7 +192,7 @@ def run_seeds(configs: list[TrainConfig], *, workers: int = 1, threads: int | No
             torch.set_num_threads(threads)
         try:
             for i in todo:
-                rows[i] = _train_one(configs[i].to_dict(), bundle)
+                rows[i] = _train_one(configs[i].to_dict(), bundle, model_fn)
                 bar.update()
         finally:
             torch.set_num_threads(before)
@@ -192,7 +203,7 @@ def run_seeds(configs: list[TrainConfig], *, workers: int = 1, threads: int | No
         threads = threads or max(1, (os.cpu_count() or 1) // workers)
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                                  initializer=_init_worker, initargs=(threads,)) as pool:
-            futures = {pool.submit(_train_one, configs[i].to_dict()): i for i in todo}
+            futures = {pool.submit(_train_one, configs[i].to_dict(), None, model_fn): i for i in todo}
             from concurrent.futures import as_completed
 
             for fut in as_completed(futures):
@@ -286,13 +297,15 @@ class SweepResult:
 
 
 def sweep(base: TrainConfig, grid=None, *, seeds=(0,), split: str = "val", bundle=None, workers: int = 1,
-          threads: int | None = None, out_dir=None, progress: bool = True) -> SweepResult:
+          threads: int | None = None, out_dir=None, progress: bool = True, model_fn=None) -> SweepResult:
     """Train ``base`` at every setting of ``grid`` (see the module's docstring) for every seed, on ``split``
     (default ``"val"``: the validation split, the test split never read; ``"test"`` reproduces the papers'
     protocol of reporting the test split every epoch, a way to choose settings that overstates accuracy).
 
     ``out_dir``: each run's files in ``<out_dir>/<setting>-s<seed>/`` and ``sweep.json``; a sweep started again
-    with the same ``out_dir`` reads the runs already finished. Returns a :class:`SweepResult`.
+    with the same ``out_dir`` reads the runs already finished (their config, not ``model_fn``, identifies them: give
+    each network its own ``out_dir``). ``model_fn``: a callable building the model of every run, after seeding
+    (see ``run_seeds``); default the config's model. Returns a :class:`SweepResult`.
     """
     if not isinstance(base, TrainConfig):
         raise TypeError(f"sweep() takes a TrainConfig as base, got {type(base).__name__}")
@@ -315,7 +328,8 @@ def sweep(base: TrainConfig, grid=None, *, seeds=(0,), split: str = "val", bundl
                 raise ValueError(f"grid setting {setting_label(changes)!r}: {e}") from None
             configs.append(cfg)
             index.append((i, s))
-    rows = run_seeds(configs, workers=workers, threads=threads, bundle=bundle, progress=progress, desc="sweep")
+    rows = run_seeds(configs, workers=workers, threads=threads, bundle=bundle, progress=progress, desc="sweep",
+                     model_fn=model_fn)
     metric = f"{epoch_split(split)}_acc"
     runs = pd.DataFrame([{"setting": i, **settings[i], "seed": s, metric: r[metric],
                           f"{epoch_split(split)}_loss": r[f"{epoch_split(split)}_loss"], "train_acc": r["train_acc"],

@@ -291,3 +291,21 @@ def test_from_snntorch_names_what_it_cannot_convert():
         from_snntorch(MultiStep(mlp()))
     with pytest.raises(ValueError, match="holds other modules"):
         from_snntorch(nn.Sequential(nn.Sequential(nn.Linear(4, 3)), leaky(), nn.Linear(3, 2)))
+
+
+def test_compare_sees_a_changed_weight():
+    from snnlab.interop.snntorch import compare
+
+    torch.manual_seed(0)
+    model = snnlab.models.TutorialSNN((1, 8, 8)).eval()
+    twin = MultiStep(to_snntorch(model))
+    x = 3 * torch.rand(4, 2, 1, 8, 8)
+    same = compare(model, twin, x)
+    assert same["max_abs_output"] == 0.0 and same["spike_mismatch"] == 0.0 and same["layers"] == (2, 2)
+    assert same["spike_rate"] > 0
+    with torch.no_grad():
+        twin.net[0].weight.mul_(1.5)
+    diff = compare(model, twin, x)
+    assert diff["spike_mismatch"] > 0 and diff["max_abs_output"] > 0
+    assert compare(model, MultiStep(nn.Sequential(nn.Flatten(), nn.Linear(64, 10), snn.Leaky(beta=0.5, init_hidden=True))),
+                   x)["max_abs_output"] == float("inf")

@@ -197,3 +197,27 @@ def test_make_run_reads_a_validated_setting_only_for_its_own_row(tmp_path, digit
         best, shipped = reproduce.chosen_setting(name, cfg)
         assert shipped.split == "val" and shipped.seeds == reproduce.SWEEP_SEEDS and best in shipped.settings
         assert len(shipped.runs) == len(shipped.settings) * len(shipped.seeds)
+
+
+def test_sweep_trains_your_own_network_built_after_seeding():
+    import snntorch as snn
+    from torch import nn
+
+    from snnlab.interop.snntorch import MultiStep
+
+    built = []
+
+    def net():
+        m = MultiStep(nn.Sequential(nn.Flatten(), nn.Linear(64, 16), snn.Leaky(beta=0.5, init_hidden=True),
+                                    nn.Linear(16, 10)))
+        built.append(m.net[1].weight.detach().clone())
+        return m
+
+    base = snnlab.TrainConfig(dataset="digits", T=2, epochs=1, max_batches=2, progress=False, device="cpu")
+    with pytest.raises(ValueError, match="distinct"):
+        snnlab.sweep(base, {"lr": [0.01]}, seeds=[0, 1, 0], progress=False, model_fn=net)
+    res = snnlab.sweep(base, {"lr": [0.01, 0.1]}, seeds=[0, 1], progress=False, model_fn=net)
+    assert len(built) == 4 and len(res.runs) == 4
+    assert torch.equal(built[0], built[2]) and not torch.equal(built[0], built[1])  # initial weights follow the seed
+    with pytest.raises(TypeError, match="model_fn must be a callable"):
+        snnlab.sweep(base, {"lr": [0.01]}, seeds=[0], progress=False, model_fn=3)

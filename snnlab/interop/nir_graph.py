@@ -282,37 +282,9 @@ def import_nir(source):
 
 def round_trip_error(model: nn.Module, source, input_shape=None, T: int = 4, batch: int = 3, seed: int = 0) -> dict:
     """Compare ``model`` with ``import_nir(source)`` in eval mode on random input ``[T, batch, *input_shape]``
-    (uniform in [0, 2)): ``max_abs_output`` (readout difference) and ``spike_mismatch`` (share of differing spikes
-    over every spiking layer, in order)."""
-    from ..neuron_base import spiking_neurons
+    (uniform in [0, 2)): ``snnlab.interop.snntorch.compare`` (readout difference, share of differing spikes)."""
+    from .snntorch import compare
 
     shape = _input_shape(model, input_shape)
     g = torch.Generator().manual_seed(seed)
-    x = 2 * torch.rand(T, batch, *shape, generator=g)
-    imported = import_nir(source)
-    spikes = {}
-
-    def grab(key):
-        def hook(_m, _i, out):
-            spikes.setdefault(key, []).append((out[0] if isinstance(out, tuple) else out).detach().reshape(-1))
-        return hook
-
-    hooks = [m.register_forward_hook(grab((k, j))) for k, net in (("a", model), ("b", imported))
-             for j, m in enumerate(spiking_neurons(net).values())]
-    was = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            ya, yb = model(x), imported(x)
-    finally:
-        model.train(was)
-        for h in hooks:
-            h.remove()
-    sa = [torch.cat(v) for (k, _), v in sorted(spikes.items()) if k == "a"]
-    sb = [torch.cat(v) for (k, _), v in sorted(spikes.items()) if k == "b"]
-    if len(sa) != len(sb) or ya.shape != yb.shape:
-        return {"max_abs_output": float("inf"), "spike_mismatch": 1.0,
-                "why": f"{len(sa)} vs {len(sb)} spiking layers, outputs {tuple(ya.shape)} vs {tuple(yb.shape)}"}
-    mism = sum(float((a != b).sum()) for a, b in zip(sa, sb)) / max(1, sum(a.numel() for a in sa))
-    return {"max_abs_output": float((ya - yb).abs().max()), "spike_mismatch": mism,
-            "spike_rate": sum(float((a != 0).sum()) for a in sa) / max(1, sum(a.numel() for a in sa))}
+    return compare(model, import_nir(source), 2 * torch.rand(T, batch, *shape, generator=g))

@@ -50,11 +50,11 @@ from snntorch._neurons.neurons import SpikingNeuron as _SnnTorchNeuron
 
 from .. import surrogate as _surrogate
 from ..layers import TimeMerged
-from ..neuron_base import as_spiking, check_sequence, is_spiking, register_neuron_type
+from ..neuron_base import as_spiking, check_sequence, is_spiking, register_neuron_type, spiking_neurons  # noqa: E501
 from ..neurons import IF, LIF
 
 __all__ = ["SnnTorchNeuronView", "MultiStep", "reset_states", "leaky_from_lif", "lif_from_leaky", "to_snntorch",
-           "from_snntorch", "READOUTS"]
+           "from_snntorch", "compare", "READOUTS"]
 
 READOUTS = ("mem", "spk")  #: named choices of ``MultiStep(readout=...)`` besides an integer index
 
@@ -388,3 +388,40 @@ def from_snntorch(net: nn.Module) -> nn.Sequential:
                          f"end the network with a linear layer, or train it as it is with MultiStep(net)")
     out.append(TimeMerged(*block))
     return nn.Sequential(*out).train(net.training)
+
+
+def compare(a: nn.Module, b: nn.Module, x: torch.Tensor) -> dict:
+    """Run two time-first models (snnlab or ``MultiStep``) on the same input ``x`` ``[T, B, ...]`` in eval mode (no
+    gradient; modes restored) and compare them: ``max_abs_output`` (largest readout difference), ``spike_mismatch``
+    (share of differing spike entries over every spiking layer, the layers paired in order), ``spike_rate`` (share of
+    ``a``'s entries that spike) and ``layers`` (how many spiking layers each has; a different count gives an infinite
+    difference). Two models with the same weights and dynamics give 0 and 0."""
+    check_sequence(x)
+    spikes: dict = {}
+
+    def grab(key):
+        def hook(_m, _i, out):
+            spikes.setdefault(key, []).append((out[0] if isinstance(out, tuple) else out).detach().reshape(-1))
+        return hook
+
+    hooks = [m.register_forward_hook(grab((k, j))) for k, net in (("a", a), ("b", b))
+             for j, m in enumerate(spiking_neurons(net).values())]
+    modes = (a.training, b.training)
+    try:
+        a.eval(), b.eval()
+        with torch.no_grad():
+            ya, yb = a(x), b(x)
+    finally:
+        a.train(modes[0]), b.train(modes[1])
+        for h in hooks:
+            h.remove()
+    sa = [torch.cat(v) for (k, _), v in sorted(spikes.items()) if k == "a"]
+    sb = [torch.cat(v) for (k, _), v in sorted(spikes.items()) if k == "b"]
+    rate = sum(float((s != 0).sum()) for s in sa) / max(1, sum(s.numel() for s in sa))
+    if len(sa) != len(sb) or ya.shape != yb.shape or any(p.shape != q.shape for p, q in zip(sa, sb)):
+        return {"max_abs_output": float("inf"), "spike_mismatch": 1.0, "spike_rate": rate,
+                "layers": (len(sa), len(sb)), "why": f"{len(sa)} vs {len(sb)} spiking layers, outputs "
+                                                     f"{tuple(ya.shape)} vs {tuple(yb.shape)}"}
+    mism = sum(float((p != q).sum()) for p, q in zip(sa, sb)) / max(1, sum(p.numel() for p in sa))
+    return {"max_abs_output": float((ya - yb).abs().max()), "spike_mismatch": mism, "spike_rate": rate,
+            "layers": (len(sa), len(sb))}
