@@ -278,7 +278,9 @@ class ChiController(Callback):
     Logs one row per measurement and layer (``self.history``: step, layer, neuron, chi, width) and adds the
     last ``chi/<layer>`` and ``width/<neuron>`` to the epoch's metrics; with an ``out_dir`` it also writes
     ``chi.csv``. Its state (widths, step counter, history) is saved in checkpoints, so a resumed run
-    continues exactly. Not attached, it costs nothing.
+    continues exactly. Not attached, it costs nothing. Layers that share one surrogate object (snnTorch's idiom:
+    one ``spike_grad`` passed to every ``Leaky``) get their own copy at the start of ``fit``, so that each layer's
+    width moves on its own.
     """
 
     def __init__(self, target: float = 0.5, every: int = 10, w_min: float = 0.05, w_max: float = 4.0,
@@ -304,6 +306,12 @@ class ChiController(Callback):
             raise ValueError("ChiController found no weight layer followed by a spiking neuron with an adaptable "
                              "surrogate width in the model"
                              + (f" (its spiking neurons {_describe(fixed)} have none)" if fixed else ""))
+        shared = {}  # one surrogate object in several layers (snnTorch's idiom: one spike_grad for every Leaky)
+        for _, neuron, _ in self.layers:
+            sg = neuron.surrogate
+            if id(sg) in shared:  # would move every layer's width together: give this layer its own copy
+                neuron.surrogate = copy.deepcopy(sg)
+            shared[id(sg)] = sg
         for _, neuron, _ in self.layers:
             neuron.width = min(max(neuron.width, self.w_min), self.w_max)
         self._record(self.global_step % self.every == 0)

@@ -309,3 +309,18 @@ def test_compare_sees_a_changed_weight():
     assert diff["spike_mismatch"] > 0 and diff["max_abs_output"] > 0
     assert compare(model, MultiStep(nn.Sequential(nn.Flatten(), nn.Linear(64, 10), snn.Leaky(beta=0.5, init_hidden=True))),
                    x)["max_abs_output"] == float("inf")
+
+
+def test_the_controller_unshares_one_spike_grad_passed_to_every_layer():
+    sg = S.Triangle(1.0)                                           # snnTorch's idiom: one spike_grad for all
+    lif = dict(beta=0.5, spike_grad=sg, init_hidden=True, reset_mechanism="zero", reset_delay=False)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), snn.Leaky(**lif), nn.Linear(32, 16), snn.Leaky(**lif),
+                        nn.Linear(16, 10))
+    cfg = snnlab.TrainConfig(dataset="digits", T=3, epochs=1, max_batches=6, progress=False, device="cpu",
+                             chi_target=0.05, chi_every=1)
+    h = snnlab.fit(cfg, model=MultiStep(net))
+    assert net[2].spike_grad is not net[4].spike_grad and net[2].spike_grad is sg
+    widths = chi.get_widths(h.model)
+    rows = h.callbacks[-1].history
+    for name in ("net.2", "net.4"):                               # each layer's width is its own history's
+        assert widths[name] == pytest.approx([r["new_width"] for r in rows if r["neuron"] == name][-1])

@@ -141,3 +141,27 @@ def test_synaptic_ops_match_neurobench(layer, binary):
     nb_dense, _ = macs.single_layer_MACs(x, layer, total=True)
     assert (eff, dense) == (nb_eff, nb_dense) and eff < dense
     assert spiking == binary == metrics._is_binary(x)
+
+
+def test_counts_match_neurobench_benchmark_on_a_snntorch_network():
+    """NeuroBench's own pipeline (SNNTorchModel, Benchmark, SynapticOperations, ActivationSparsity) on the same
+    network and input: the same ACs, MACs and dense count per sample, the same activation sparsity."""
+    pytest.importorskip("neurobench")
+    from neurobench.benchmarks import Benchmark
+    from neurobench.metrics.workload import ActivationSparsity, SynapticOperations
+    from neurobench.models import SNNTorchModel
+
+    torch.manual_seed(0)
+    lif = dict(beta=0.5, init_hidden=True, reset_mechanism="zero", reset_delay=False)
+    net = nn.Sequential(nn.Conv2d(2, 6, 3, padding=1), snn.Leaky(**lif), nn.Conv2d(6, 8, 3, stride=2),
+                        snn.Leaky(**lif), nn.Flatten(), nn.Linear(8 * 3 * 3, 5), snn.Leaky(output=True, **lif))
+    x = 2 * torch.rand(6, 4, 2, 8, 8) * (torch.rand(6, 4, 2, 8, 8) < 0.5)       # [T, B, ...], analog, sparse
+    ours = metrics.count_operations(MultiStep(net, readout="spk"), x)
+    loader = torch.utils.data.DataLoader(list(zip(x.transpose(0, 1), torch.zeros(4))), batch_size=4)
+    nb = Benchmark(SNNTorchModel(net), loader, [], [], [[], [SynapticOperations, ActivationSparsity]]).run(quiet=True)
+    ops = nb["SynapticOperations"]
+    assert ops["Effective_MACs"] == pytest.approx(ours.macs, abs=1) and ours.layers.iloc[0]["input"] == "analog"
+    assert ops["Effective_ACs"] == pytest.approx(ours.acs, abs=1) and ours.acs > 0
+    assert ops["Dense"] == pytest.approx(ours.layers["dense_ops"].sum(), abs=1)
+    neuron_steps = sum(len(v) * n for v, n in zip(ours.rates.values(), (6 * 8 * 8, 8 * 3 * 3, 5)))
+    assert nb["ActivationSparsity"] == pytest.approx(1 - ours.total_spikes / neuron_steps, abs=1e-6)

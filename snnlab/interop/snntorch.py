@@ -50,7 +50,8 @@ from snntorch._neurons.neurons import SpikingNeuron as _SnnTorchNeuron
 
 from .. import surrogate as _surrogate
 from ..layers import TimeMerged
-from ..neuron_base import as_spiking, check_sequence, is_spiking, register_neuron_type, spiking_neurons  # noqa: E501
+from ..neuron_base import (as_spiking, check_sequence, is_spiking, register_neuron_type,
+                           spiking_neurons)
 from ..neurons import IF, LIF
 
 __all__ = ["SnnTorchNeuronView", "MultiStep", "reset_states", "leaky_from_lif", "lif_from_leaky", "to_snntorch",
@@ -94,6 +95,12 @@ class SnnTorchNeuronView:
     def surrogate(self):
         sg = self.module.spike_grad
         return sg if isinstance(sg, _surrogate.Surrogate) else None
+
+    @surrogate.setter
+    def surrogate(self, sg) -> None:  # the ChiController gives each layer its own copy of a shared spike_grad
+        if not isinstance(sg, _surrogate.Surrogate):
+            raise TypeError(f"a snnTorch neuron's snnlab surrogate must be a snnlab.surrogate.Surrogate, got {sg!r}")
+        self.module.spike_grad = sg
 
     @property
     def width_adaptable(self) -> bool:
