@@ -379,6 +379,7 @@ def _recipes(args) -> int:
 def _export_nir(args) -> int:
     from pathlib import Path
 
+    from . import data
     from .config import TrainConfig
     from .interop.nir_graph import export_nir
     from .reproduce import _load_model
@@ -390,10 +391,9 @@ def _export_nir(args) -> int:
                                     f"(snnlab train --out FOLDER writes both)")
     cfg = TrainConfig.from_json(run / "config.json")
     cfg.out_dir = str(run)
-    from . import data
-
-    model = _load_model(cfg)
-    shape = tuple(data.load(cfg.dataset).input_shape)
+    bundle = data.load(cfg.dataset)
+    model = _load_model(cfg, bundle)
+    shape = tuple(bundle.input_shape)
     path = export_nir(model, args.out or run / "model.nir", input_shape=shape, check=not args.no_check)
     print(f"wrote {path} ({cfg.model} on {cfg.dataset}, input {shape}"
           + ("" if args.no_check else "; read back and compared: equal outputs") + ")")

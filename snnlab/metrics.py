@@ -33,6 +33,7 @@ returns an ``OpsReport``:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -131,10 +132,6 @@ class OpsReport:
                 f"SNN/ANN = {e / a:.3f}" if a else "no weight layer")
 
 
-def _is_binary(x: torch.Tensor) -> bool:
-    return bool(((x == 0) | (x == 1)).all())
-
-
 def _spike_amplitude(x: torch.Tensor) -> float | None:
     """The one value every non-zero entry of ``x`` has (1.0 for an all-zero tensor), or None when there are several:
     spikes of amplitude 1, or of a DSR neuron's amplitude."""
@@ -155,22 +152,12 @@ def _pool_area(pool: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int | N
     n = _POOLS[type(pool)]
     if type(pool).__name__.startswith("Adaptive"):
         ins, outs = inp.shape[-n:], out.shape[-n:]
-        if any(i % o for i, o in zip(ins, outs)):
-            return None
-        area = 1
-        for i, o in zip(ins, outs):
-            area *= i // o
-        return area
+        return None if any(i % o for i, o in zip(ins, outs)) else math.prod(i // o for i, o in zip(ins, outs))
     if getattr(pool, "divisor_override", None):
         return int(pool.divisor_override)
     k = pool.kernel_size if isinstance(pool.kernel_size, tuple) else (pool.kernel_size,) * n
     pad = pool.padding if isinstance(pool.padding, tuple) else (pool.padding,) * n
-    if any(pad) and not pool.count_include_pad:
-        return None
-    area = 1
-    for v in k:
-        area *= int(v)
-    return area
+    return None if any(pad) and not pool.count_include_pad else math.prod(int(v) for v in k)
 
 
 def count_operations(model: nn.Module, x: torch.Tensor, e_ac: float = E_AC, e_mac: float = E_MAC,

@@ -252,13 +252,13 @@ def _operations(out: Path, by_row: dict, n_samples: int = 256) -> list[Path]:
     return [out / "operations.csv", out / "operations_layers.csv", out / "operations.png"]
 
 
-def _load_model(cfg: TrainConfig):
-    """The trained model of a finished run (its checkpoint; weights only)."""
+def _load_model(cfg: TrainConfig, bundle=None):
+    """The trained model of a finished run (its checkpoint; weights only); ``bundle``: its data, if loaded already."""
     from . import data
     from .loop import load_checkpoint
     from .train import build_from_config
 
-    model = build_from_config(cfg, data.load(cfg.dataset))
+    model = build_from_config(cfg, bundle if bundle is not None else data.load(cfg.dataset))
     model.load_state_dict(load_checkpoint(Path(cfg.out_dir) / "checkpoint.pt")["model"])
     return model.eval()
 
