@@ -382,7 +382,7 @@ def _export_nir(args) -> int:
     from . import data
     from .config import TrainConfig
     from .interop.nir_graph import export_nir
-    from .reproduce import _load_model
+    from .reproduce import load_run_model
 
     run = Path(args.run_dir)
     for name in ("config.json", "checkpoint.pt"):
@@ -392,7 +392,7 @@ def _export_nir(args) -> int:
     cfg = TrainConfig.from_json(run / "config.json")
     cfg.out_dir = str(run)
     bundle = data.load(cfg.dataset)
-    model = _load_model(cfg, bundle)
+    model = load_run_model(cfg, bundle)
     shape = tuple(bundle.input_shape)
     path = export_nir(model, args.out or run / "model.nir", input_shape=shape, check=not args.no_check)
     print(f"wrote {path} ({cfg.model} on {cfg.dataset}, input {shape}"

@@ -33,7 +33,7 @@ from . import stats
 from .config import TrainConfig
 from .tuning import SweepResult, run_seeds, setting_label, sweep
 
-__all__ = ["ROWS", "DATA", "SEEDS", "SWEEP_SEEDS", "VALIDATED", "rows", "chosen_setting", "reproduce"]
+__all__ = ["ROWS", "DATA", "SEEDS", "SWEEP_SEEDS", "VALIDATED", "rows", "chosen_setting", "reproduce", "load_run_model"]
 
 #: per data set: the model, T and the epochs of every row (fewer epochs than one run alone would use, so that
 #: 5 seeds x 11 rows fit the make-run budget on two cores)
@@ -209,7 +209,7 @@ def _plots(out: Path, by_row: dict, fast: bool) -> list[Path]:
     for name, runs in by_row.items():
         cfg = runs[0][0]
         if cfg.dataset == "digits" and cfg.chi_target is None and cfg.method in ("sdt", "tet"):
-            minima[cfg.method.upper()] = (_load_model(cfg), cfg)
+            minima[cfg.method.upper()] = (load_run_model(cfg), cfg)
     if len(minima) == 2:
         written += _flatness(out, minima, fast)
     return written
@@ -231,7 +231,7 @@ def _operations(out: Path, by_row: dict, n_samples: int = 256) -> list[Path]:
             bundle = data.load(cfg.dataset, T=cfg.T) if cfg.dataset == "dvs-digits" else data.load(cfg.dataset)
             x, _ = next(iter(bundle.loaders(n_samples)[1]))
             inputs[cfg.dataset, cfg.T] = encode(x, cfg.T, bundle.temporal).float()
-        rep = metrics.count_operations(_load_model(cfg), inputs[cfg.dataset, cfg.T])
+        rep = metrics.count_operations(load_run_model(cfg), inputs[cfg.dataset, cfg.T])
         rates = rep.mean_rate()
         rows.append({"row": name, "dataset": cfg.dataset, "method": _row_label(cfg), "T": cfg.T, **rep.row()})
         for _, lr in rep.layers.iterrows():
@@ -252,7 +252,7 @@ def _operations(out: Path, by_row: dict, n_samples: int = 256) -> list[Path]:
     return [out / "operations.csv", out / "operations_layers.csv", out / "operations.png"]
 
 
-def _load_model(cfg: TrainConfig, bundle=None):
+def load_run_model(cfg: TrainConfig, bundle=None):
     """The trained model of a finished run (its checkpoint; weights only); ``bundle``: its data, if loaded already."""
     from . import data
     from .loop import load_checkpoint

@@ -95,6 +95,74 @@ def _input_shape(model: nn.Module, input_shape) -> tuple[int, ...]:
     return shape
 
 
+def _folded_weights(m: nn.Module, nxt: nn.Module | None, i: int):
+    """``(weight, bias, modules consumed)`` of the convolution / linear layer ``m`` (step ``i``), with the BatchNorm
+    ``nxt`` folded in when it follows (2 consumed); a missing bias is zeros (NIR's nodes carry one)."""
+    w, b, consumed = m.weight, m.bias, 1
+    if isinstance(nxt, nn.modules.batchnorm._BatchNorm):
+        try:
+            w, b = _fold_bn(w, b, nxt)
+        except ValueError as e:
+            raise ValueError(f"layer {str(i + 1)!r} (BatchNorm after {type(m).__name__} {str(i)!r}): {e}") from None
+        consumed = 2
+    return w, (torch.zeros(w.shape[0]) if b is None else b), consumed
+
+
+def _nir_node(m: nn.Module, nxt: nn.Module | None, in_shape: tuple[int, ...], i: int):
+    """The NIR node of step module ``m`` (the ``i``-th of ``to_snntorch``'s chain, followed by ``nxt``) for an input of
+    one sample's shape ``in_shape``, and how many modules it consumes (2: a convolution or linear layer and the
+    BatchNorm folded into it); ``(None, 1)`` for a module that is the identity in eval mode."""
+    import snntorch as snn
+
+    nir = _nir()
+    name = str(i)
+    if isinstance(m, snn.SpikingNeuron):
+        if not isinstance(m, snn.Leaky):
+            raise ValueError(f"layer {name!r} is a snntorch.{type(m).__name__}; the exporter writes Leaky (LIF / IF)")
+        node, consumed = _neuron_node(m, in_shape, name), 1
+    elif isinstance(m, (nn.Conv1d, nn.Conv2d)):
+        if m.padding_mode != "zeros":
+            raise ValueError(f"layer {name!r}: padding_mode {m.padding_mode!r}; NIR's convolutions pad with zeros")
+        w, b, consumed = _folded_weights(m, nxt, i)
+        cls = nir.Conv1d if isinstance(m, nn.Conv1d) else nir.Conv2d
+        node = cls(input_shape=in_shape[1:] if cls is nir.Conv2d else in_shape[1], weight=_np(w),
+                   stride=m.stride if cls is nir.Conv2d else m.stride[0],
+                   padding=m.padding if cls is nir.Conv2d else m.padding[0],
+                   dilation=m.dilation if cls is nir.Conv2d else m.dilation[0], groups=m.groups, bias=_np(b))
+    elif isinstance(m, nn.Linear):
+        w, b, consumed = _folded_weights(m, nxt, i)
+        node = nir.Affine(weight=_np(w), bias=_np(b))
+    elif isinstance(m, nn.Flatten):
+        nd = len(in_shape) + 1
+        start, end = m.start_dim % nd, m.end_dim % nd
+        if start == 0:
+            raise ValueError(f"layer {name!r}: Flatten(start_dim={m.start_dim}) flattens the batch dimension")
+        node, consumed = nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=start - 1,
+                                     end_dim=end - 1), 1
+    elif isinstance(m, nn.AvgPool2d):
+        if m.ceil_mode or (any(np.atleast_1d(m.padding)) and not m.count_include_pad) or m.divisor_override:
+            raise ValueError(f"layer {name!r}: {m}; NIR's AvgPool2d averages whole windows (no ceil_mode, "
+                             f"divisor_override, or padding without count_include_pad)")
+        pair = (lambda v: np.array(v if isinstance(v, tuple) else (v, v)))
+        node, consumed = nir.AvgPool2d(kernel_size=pair(m.kernel_size), stride=pair(m.stride or m.kernel_size),
+                                       padding=pair(m.padding)), 1
+    elif isinstance(m, nn.AvgPool1d):
+        k, s, p = m.kernel_size[0], (m.stride or m.kernel_size)[0], m.padding[0]
+        if m.ceil_mode or (p and not m.count_include_pad):
+            raise ValueError(f"layer {name!r}: {m}; exported as an averaging convolution, whole windows only")
+        c = in_shape[0]
+        w = np.zeros((c, c, k), np.float32)  # channel c averages channel c only (groups=c would be smaller, but
+        w[np.arange(c), np.arange(c)] = 1.0 / k  # nir 1.0's type inference ignores groups)
+        node, consumed = nir.Conv1d(input_shape=in_shape[1], weight=w, stride=s, padding=p, dilation=1, groups=1,
+                                    bias=np.zeros(c, np.float32)), 1
+    elif isinstance(m, (nn.Dropout, nn.Identity)):
+        return None, 1  # identity in eval mode
+    else:
+        raise ValueError(f"layer {name!r} is a {type(m).__name__}, which NIR 1.0 cannot express (the exporter "
+                         f"writes Conv1d/2d with BatchNorm folded in, Linear, Flatten, AvgPool1d/2d, LIF and IF)")
+    return node, consumed
+
+
 def to_nir(model: nn.Module, input_shape=None):
     """``model`` (a model ``to_snntorch`` converts) as a ``nir.NIRGraph`` for one sample of shape ``input_shape``
     (without time and batch; default: the model's ``input_shape``). Nodes ``input``, ``0``, ``1``, ... in the order
@@ -113,65 +181,10 @@ def to_nir(model: nn.Module, input_shape=None):
         m, name = steps[i], str(i)
         nxt = steps[i + 1] if i + 1 < len(steps) else None
         in_shape = tuple(x.shape[1:])
-        if isinstance(m, snn.SpikingNeuron):
-            if not isinstance(m, snn.Leaky):
-                raise ValueError(f"layer {name!r} is a snntorch.{type(m).__name__}; the exporter writes Leaky (LIF / IF)")
-            node, consumed = _neuron_node(m, in_shape, name), 1
-        elif isinstance(m, (nn.Conv1d, nn.Conv2d)):
-            if m.padding_mode != "zeros":
-                raise ValueError(f"layer {name!r}: padding_mode {m.padding_mode!r}; NIR's convolutions pad with zeros")
-            w, b, consumed = m.weight, m.bias, 1
-            if isinstance(nxt, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                try:
-                    w, b = _fold_bn(w, b, nxt)
-                except ValueError as e:
-                    raise ValueError(f"layer {i + 1!r} (BatchNorm after conv {name!r}): {e}") from None
-                consumed = 2
-            b = torch.zeros(w.shape[0]) if b is None else b
-            cls = nir.Conv1d if isinstance(m, nn.Conv1d) else nir.Conv2d
-            node = cls(input_shape=in_shape[1:] if cls is nir.Conv2d else in_shape[1], weight=_np(w),
-                       stride=m.stride if cls is nir.Conv2d else m.stride[0],
-                       padding=m.padding if cls is nir.Conv2d else m.padding[0],
-                       dilation=m.dilation if cls is nir.Conv2d else m.dilation[0], groups=m.groups, bias=_np(b))
-        elif isinstance(m, nn.Linear):
-            w, b, consumed = m.weight, m.bias, 1
-            if isinstance(nxt, nn.BatchNorm1d):
-                try:
-                    w, b = _fold_bn(w, b, nxt)
-                except ValueError as e:
-                    raise ValueError(f"layer {i + 1!r} (BatchNorm after linear {name!r}): {e}") from None
-                consumed = 2
-            b = torch.zeros(m.out_features) if b is None else b
-            node = nir.Affine(weight=_np(w), bias=_np(b))
-        elif isinstance(m, nn.Flatten):
-            nd = len(in_shape) + 1
-            start, end = m.start_dim % nd, m.end_dim % nd
-            if start == 0:
-                raise ValueError(f"layer {name!r}: Flatten(start_dim={m.start_dim}) flattens the batch dimension")
-            node, consumed = nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=start - 1,
-                                         end_dim=end - 1), 1
-        elif isinstance(m, nn.AvgPool2d):
-            if m.ceil_mode or (any(np.atleast_1d(m.padding)) and not m.count_include_pad) or m.divisor_override:
-                raise ValueError(f"layer {name!r}: {m}; NIR's AvgPool2d averages whole windows (no ceil_mode, "
-                                 f"divisor_override, or padding without count_include_pad)")
-            pair = (lambda v: np.array(v if isinstance(v, tuple) else (v, v)))
-            node, consumed = nir.AvgPool2d(kernel_size=pair(m.kernel_size), stride=pair(m.stride or m.kernel_size),
-                                           padding=pair(m.padding)), 1
-        elif isinstance(m, nn.AvgPool1d):
-            k, s, p = m.kernel_size[0], (m.stride or m.kernel_size)[0], m.padding[0]
-            if m.ceil_mode or (p and not m.count_include_pad):
-                raise ValueError(f"layer {name!r}: {m}; exported as an averaging convolution, whole windows only")
-            c = in_shape[0]
-            w = np.zeros((c, c, k), np.float32)  # channel c averages channel c only (groups=c would be smaller, but
-            w[np.arange(c), np.arange(c)] = 1.0 / k  # nir 1.0's type inference ignores groups)
-            node, consumed = nir.Conv1d(input_shape=in_shape[1], weight=w, stride=s, padding=p, dilation=1, groups=1,
-                                        bias=np.zeros(c, np.float32)), 1
-        elif isinstance(m, (nn.Dropout, nn.Identity)):
-            i += 1  # identity in eval mode
+        node, consumed = _nir_node(m, nxt, in_shape, i)
+        if node is None:
+            i += consumed
             continue
-        else:
-            raise ValueError(f"layer {name!r} is a {type(m).__name__}, which NIR 1.0 cannot express (the exporter "
-                             f"writes Conv1d/2d with BatchNorm folded in, Linear, Flatten, AvgPool1d/2d, LIF and IF)")
         with torch.no_grad():
             for mm in steps[i:i + consumed]:
                 x = mm(x) if not isinstance(mm, snn.SpikingNeuron) else x
