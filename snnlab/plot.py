@@ -256,20 +256,32 @@ def event_frames(frames, label=None, axes=None, max_frames: int = 8):
 
 
 def operations(table, ax=None, title: str | None = None):
-    """Energy per sample of each row of an operations table (``snnlab.reproduce``'s ``operations.csv``: columns
-    ``row``, ``energy_nJ``, ``ann_energy_nJ``, ``mean_rate``): SNN bars (ACs and MACs at Horowitz's 45 nm constants),
-    the same layers as an ANN as a black tick, the mean firing rate written next to each bar."""
+    """Energy and spikes of each row of an operations table (``snnlab.reproduce``'s ``operations.csv``: columns
+    ``row``, ``energy_nJ``, ``ann_energy_nJ``, ``mean_rate``). Left: energy per sample on a log axis (rows of
+    different data sets differ by orders of magnitude), SNN bars (ACs and MACs at Horowitz's 45 nm constants) and the
+    same layers as an ANN as a black tick, the ratio written inside; right: the mean firing rate. ``ax``: two axes
+    sharing y (default: a new figure)."""
     rows = list(table["row"])
-    fig, ax = fig_ax(ax, figsize=(7.5, 0.32 * len(rows) + 1.2))
+    if ax is None:
+        fig, ax = fig_ax(None, figsize=(8, 0.3 * len(rows) + 1.4), ncols=2, sharey=True,
+                         gridspec_kw={"width_ratios": (3, 1)})
+    else:
+        fig = ax[0].figure
+    a_e, a_r = ax
     y = np.arange(len(rows))
-    ax.barh(y, table["energy_nJ"], color="C0", alpha=0.8, label="SNN (ACs 0.9 pJ, MACs 4.6 pJ)")
-    ax.scatter(table["ann_energy_nJ"], y, marker="|", s=200, color="k", zorder=3, label="same layers as an ANN")
-    for yi, (e, r) in enumerate(zip(table["energy_nJ"], table["mean_rate"])):
-        ax.text(e, yi, f"  rate {r:.3f}", va="center", fontsize=7)
-    ax.set_yticks(y, rows, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel("energy per sample, nJ (a 45 nm model, no memory access)")
-    ax.legend(fontsize=7, loc="lower right")
+    a_e.barh(y, table["energy_nJ"], color="C0", alpha=0.8, label="SNN (ACs 0.9 pJ, MACs 4.6 pJ)")
+    a_e.scatter(table["ann_energy_nJ"], y, marker="|", s=200, color="k", zorder=3, label="same layers as an ANN")
+    for yi, (e, ann) in enumerate(zip(table["energy_nJ"], table["ann_energy_nJ"])):
+        a_e.text(e / 1.08, yi, f"{e / ann:.2f} x ANN", va="center", ha="right", fontsize=7, color="white")
+    a_e.set_xscale("log")
+    a_e.set_yticks(y, rows, fontsize=8)
+    a_e.invert_yaxis()
+    a_e.set_xlabel("energy per sample, nJ (45 nm model, no memory access)", fontsize=8)
+    a_e.set_xlim(float(np.min(table["energy_nJ"])) / 4, 1.6 * float(np.max(table["ann_energy_nJ"])))
+    a_e.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, frameon=False)
+    a_r.barh(y, table["mean_rate"], color="C1", alpha=0.8)
+    a_r.set_xlabel("mean firing rate", fontsize=8)
+    a_r.set_xlim(0, max(0.05, 1.15 * float(np.max(table["mean_rate"]))))
     if title:
-        ax.set_title(title, fontsize=10)
+        fig.suptitle(title, fontsize=10)
     return fig, ax

@@ -110,3 +110,47 @@ def test_import_errors(tmp_path):
                      edges=[("input", "d"), ("d", "output")])
     with pytest.raises(ValueError, match=r"NIR node 'd' is a nir.Delay"):
         snnlab.import_nir(g)
+
+
+def _firing_bn(model):
+    """BatchNorm statistics and affine terms that make the paper models' neurons fire on small random inputs (their
+    PyTorch-default initialisation leaves under 1% of the neurons spiking, which would make the comparison idle)."""
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                for t, lo, hi in ((m.running_mean, -0.2, 0.2), (m.running_var, 0.5, 2.0), (m.weight, 1.0, 3.0),
+                                  (m.bias, 0.2, 1.0)):
+                    t.copy_(lo + (hi - lo) * torch.rand(t.shape, generator=g))
+    return model.eval()
+
+
+@pytest.mark.parametrize("name,shape", [("vggsnn", (2, 16, 16)), ("resnet19", (3, 8, 8))])
+def test_paper_models_round_trip(name, shape, tmp_path):
+    torch.manual_seed(0)
+    model = _firing_bn(snnlab.models.build_model(name, shape, 10))
+    path = snnlab.export_nir(model, tmp_path / "m.nir")          # the model records its input shape
+    graph = nir.read(str(path))
+    err = ng.round_trip_error(model, path, T=4, batch=3, seed=5)
+    assert err["spike_mismatch"] == 0.0 and err["max_abs_output"] < 1e-5
+    assert 0.05 < err["spike_rate"] < 0.95
+    n_spiking = sum(isinstance(m, LIF) for m in model.modules())
+    assert err["layers"] == (n_spiking, n_spiking)
+    if name == "resnet19":                                        # each residual add: two edges into the block's sn2
+        into = {dst: sorted(s for s, d in graph.edges if d == dst) for dst in graph.nodes}
+        assert into["layer1_0_sn2"] == ["layer1_0_conv2", "layer1_0_downsample"]   # 64 -> 128: 1x1 conv shortcut
+        assert into["layer1_1_sn2"] == ["layer1_0_sn2", "layer1_1_conv2"]          # identity shortcut
+        assert isinstance(graph.nodes["avgpool"], nir.AvgPool2d) and list(graph.nodes["avgpool"].kernel_size) == [2, 2]
+
+
+def test_paper_models_nir_cannot_express_are_named():
+    with pytest.raises(ValueError, match=r"layer 'maxpool' of SpikingResNet34 is a MaxPool2d"):
+        ng.to_nir(snnlab.models.build_model("spiking-resnet34", (3, 32, 32), 10))
+    with pytest.raises(ValueError, match=r"layer 'maxpool' of SEWResNet34 is a MaxPool2d"):
+        ng.to_nir(snnlab.models.build_model("sew-resnet34", (3, 32, 32), 10))
+    from snnlab.models.dsr import build_dsr_model
+    with pytest.raises(ValueError, match=r"'output' is DSR's rate head"):
+        ng.to_nir(build_dsr_model("resnet19", (3, 8, 8), 10))
+    sub = snnlab.models.build_model("vggsnn", (2, 16, 16), 10, neuron=lambda: LIF(reset="subtract"))
+    with pytest.raises(ValueError, match=r"layer 'features_1'.*subtract"):
+        ng.to_nir(sub)

@@ -17,10 +17,17 @@ What maps to what (through ``to_snntorch``, so the same models and errors):
   ``nir.LIF`` in snnTorch's convention (``dt = 1e-4``, ``tau = dt / (1 - beta)``, ``r = tau / dt``, ``v_leak = 0``,
   ``v_reset = 0``): the Euler step of NIR's ``tau du/dt = v_leak - u + r I`` with that ``dt`` is snnlab's update.
   IF (``beta = 1``) -> ``nir.IF`` (``r = 1``).
+* The paper architectures: TET's ``VGGSNN`` (a chain: conv-BN-LIF layers, average pools, ``fc``) and ``ResNet19``.
+  Its residual add ``sn2(bn2(conv2(...)) + shortcut(x))`` is two NIR edges into the block's ``sn2`` node (NIR sums
+  a node's inputs; so does nirtorch's executor), from ``conv2`` (with ``bn2`` folded) and from the shortcut: the
+  block's input itself, or its ``conv1x1`` with that BatchNorm folded. The time-merged BatchNorm (statistics over
+  ``T*B`` while training) is one fixed affine map in eval mode, so it folds like any other.
+  ``AdaptiveAvgPool2d`` -> ``nir.AvgPool2d`` over the whole window (the map's size is known at export). Nodes are
+  named after the model's modules (``layer1_0_conv1``, ``layer1_0_sn2``, ...).
 * Not expressible, so a ValueError naming the layer: subtractive reset (NIR's neurons reset to ``v_reset``), DSR's
-  neurons (their gradient is the point, and their spikes carry an amplitude), max pooling (no NIR node), the paper
-  architectures' residual blocks (a residual add is two NIR edges into one node; the exporter follows the flat
-  chains that ``to_snntorch`` makes, so the paper models are not exported yet).
+  neurons and rate head (their gradient is the point, and their spikes carry an amplitude), max pooling (NIR 1.0
+  has no max-pool node: this rules out ``SpikingResNet34`` and ``SEWResNet34``, whose stems pool by max; SEW's
+  ``AND`` / ``IAND`` connections multiply spikes, which no NIR node does either).
 
 ``import_nir`` uses snnTorch's own node-to-module map (``snntorch.import_nir``) with three corrections, each a
 difference found by the round-trip tests: snnTorch 1.0 builds ``nir.IF`` as a ``Leaky`` with ``beta = 0.9``
@@ -37,6 +44,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from ..layers import TimeMerged
 
 DT = 1e-4  #: the time step of the LIF convention (snnTorch's export and import)
 
@@ -95,27 +104,26 @@ def _input_shape(model: nn.Module, input_shape) -> tuple[int, ...]:
     return shape
 
 
-def _folded_weights(m: nn.Module, nxt: nn.Module | None, i: int):
-    """``(weight, bias, modules consumed)`` of the convolution / linear layer ``m`` (step ``i``), with the BatchNorm
+def _folded_weights(m: nn.Module, nxt: nn.Module | None, name: str):
+    """``(weight, bias, modules consumed)`` of the convolution / linear layer ``m`` (node ``name``), with the BatchNorm
     ``nxt`` folded in when it follows (2 consumed); a missing bias is zeros (NIR's nodes carry one)."""
     w, b, consumed = m.weight, m.bias, 1
     if isinstance(nxt, nn.modules.batchnorm._BatchNorm):
         try:
             w, b = _fold_bn(w, b, nxt)
         except ValueError as e:
-            raise ValueError(f"layer {str(i + 1)!r} (BatchNorm after {type(m).__name__} {str(i)!r}): {e}") from None
+            raise ValueError(f"the BatchNorm after layer {name!r} ({type(m).__name__}): {e}") from None
         consumed = 2
     return w, (torch.zeros(w.shape[0]) if b is None else b), consumed
 
 
-def _nir_node(m: nn.Module, nxt: nn.Module | None, in_shape: tuple[int, ...], i: int):
-    """The NIR node of step module ``m`` (the ``i``-th of ``to_snntorch``'s chain, followed by ``nxt``) for an input of
+def _nir_node(m: nn.Module, nxt: nn.Module | None, in_shape: tuple[int, ...], name: str):
+    """The NIR node ``name`` of step module ``m`` (followed by ``nxt``) for an input of
     one sample's shape ``in_shape``, and how many modules it consumes (2: a convolution or linear layer and the
     BatchNorm folded into it); ``(None, 1)`` for a module that is the identity in eval mode."""
     import snntorch as snn
 
     nir = _nir()
-    name = str(i)
     if isinstance(m, snn.SpikingNeuron):
         if not isinstance(m, snn.Leaky):
             raise ValueError(f"layer {name!r} is a snntorch.{type(m).__name__}; the exporter writes Leaky (LIF / IF)")
@@ -123,14 +131,14 @@ def _nir_node(m: nn.Module, nxt: nn.Module | None, in_shape: tuple[int, ...], i:
     elif isinstance(m, (nn.Conv1d, nn.Conv2d)):
         if m.padding_mode != "zeros":
             raise ValueError(f"layer {name!r}: padding_mode {m.padding_mode!r}; NIR's convolutions pad with zeros")
-        w, b, consumed = _folded_weights(m, nxt, i)
+        w, b, consumed = _folded_weights(m, nxt, name)
         cls = nir.Conv1d if isinstance(m, nn.Conv1d) else nir.Conv2d
         node = cls(input_shape=in_shape[1:] if cls is nir.Conv2d else in_shape[1], weight=_np(w),
                    stride=m.stride if cls is nir.Conv2d else m.stride[0],
                    padding=m.padding if cls is nir.Conv2d else m.padding[0],
                    dilation=m.dilation if cls is nir.Conv2d else m.dilation[0], groups=m.groups, bias=_np(b))
     elif isinstance(m, nn.Linear):
-        w, b, consumed = _folded_weights(m, nxt, i)
+        w, b, consumed = _folded_weights(m, nxt, name)
         node = nir.Affine(weight=_np(w), bias=_np(b))
     elif isinstance(m, nn.Flatten):
         nd = len(in_shape) + 1
@@ -163,39 +171,125 @@ def _nir_node(m: nn.Module, nxt: nn.Module | None, in_shape: tuple[int, ...], i:
     return node, consumed
 
 
-def to_nir(model: nn.Module, input_shape=None):
-    """``model`` (a model ``to_snntorch`` converts) as a ``nir.NIRGraph`` for one sample of shape ``input_shape``
-    (without time and batch; default: the model's ``input_shape``). Nodes ``input``, ``0``, ``1``, ... in the order
-    of ``to_snntorch(model)`` (a convolution and its folded BatchNorm are one node), ``output``; NIR's type check
-    runs on the result. ValueError naming the first layer NIR cannot express (see the module docstring)."""
-    import snntorch as snn
+class _Graph:
+    """A NIR graph under construction: nodes, edges, and a zero sample ``x`` ``[1, ...]`` per open branch (to know
+    every node's input shape). A node with several sources sums them (NIR's rule, and nirtorch's)."""
 
+    def __init__(self, shape: tuple[int, ...]):
+        nir = _nir()
+        self.nodes = {"input": nir.Input(input_type={"input": np.array(shape)})}
+        self.edges: list[tuple[str, str]] = []
+
+    def add(self, name: str, node, sources: list[str]) -> list[str]:
+        self.nodes[name] = node
+        self.edges += [(s, name) for s in sources]
+        return [name]
+
+    def layers(self, steps: list[tuple[str, nn.Module]], sources: list[str], x: torch.Tensor):
+        """Append the one-step modules ``steps`` (``(node name, module)``) as a chain from ``sources``: a convolution
+        or linear layer and the BatchNorm after it become one node. Returns ``(sources, x)`` after the chain."""
+        import snntorch as snn
+
+        i = 0
+        while i < len(steps):
+            name, m = steps[i]
+            nxt = steps[i + 1][1] if i + 1 < len(steps) else None
+            node, consumed = _nir_node(m, nxt, tuple(x.shape[1:]), name)
+            if node is not None:
+                with torch.no_grad():
+                    for _, mm in steps[i:i + consumed]:
+                        x = x if isinstance(mm, snn.SpikingNeuron) else mm(x)
+                sources = self.add(name, node, sources)
+            i += consumed
+        return sources, x
+
+    def finish(self, sources: list[str], x: torch.Tensor):
+        nir = _nir()
+        self.add("output", nir.Output(output_type={"output": np.array(tuple(x.shape[1:]))}), sources)
+        return nir.NIRGraph(nodes=self.nodes, edges=self.edges, metadata={"source": "snnlab", "dt": DT})
+
+
+def _step_layers(m: nn.Module, path: str) -> list[tuple[str, nn.Module]]:
+    """The one-step modules of the paper models' part ``m`` at ``path`` (``TimeMerged`` blocks' layers, snnlab
+    neurons as ``snn.Leaky``), named after their paths with ``_`` (torch's module names have no dots)."""
     from .snntorch import to_snntorch
 
-    nir = _nir()
+    if isinstance(m, nn.Sequential) and not isinstance(m, TimeMerged):
+        return [s for name, c in m.named_children() for s in _step_layers(c, f"{path}_{name}")]
+    try:
+        steps = list(to_snntorch(m).eval())
+    except ValueError as e:
+        raise ValueError(f"layer {path!r}: {e}") from None
+    return [(path if len(steps) == 1 else f"{path}_{j}", s) for j, s in enumerate(steps)]
+
+
+def _adaptive_pool(m: nn.AdaptiveAvgPool2d, x: torch.Tensor, path: str) -> nn.AvgPool2d:
+    h, w = x.shape[-2:]
+    oh, ow = (m.output_size, m.output_size) if isinstance(m.output_size, int) else m.output_size
+    oh, ow = oh or h, ow or w
+    if h % oh or w % ow:
+        raise ValueError(f"layer {path!r}: AdaptiveAvgPool2d({m.output_size}) on a {h}x{w} map has windows of "
+                         f"different sizes, which NIR's AvgPool2d cannot express (it needs H, W divisible)")
+    return nn.AvgPool2d((h // oh, w // ow))
+
+
+def _block(g: _Graph, blk: nn.Module, path: str, sources: list[str], x: torch.Tensor):
+    """A ``SpikingBasicBlock``: the branch ``conv1-bn1-sn1-conv2-bn2`` and the shortcut (the block's input, or its
+    folded ``conv1x1-BN``) both feed ``sn2`` (two NIR edges into one node: NIR sums them, the residual add)."""
+    from ..models.papers import SEWBasicBlock
+
+    if isinstance(blk, SEWBasicBlock):
+        raise ValueError(f"layer {path!r} is a SEW block; only the SpikingBasicBlock's add before the neuron is "
+                         f"exported (SEW-ResNet-34 also starts with a max pool, which NIR cannot express)")
+    branch = [(f"{path}_{n}", m) for n in ("conv1", "bn1") for m in [getattr(blk, n)]]
+    branch += _step_layers(blk.sn1, f"{path}_sn1") + [(f"{path}_{n}", getattr(blk, n)) for n in ("conv2", "bn2")]
+    b_src, b_x = g.layers(branch, sources, x)
+    if blk.downsample is not None:
+        s_src, _ = g.layers([(f"{path}_downsample", blk.downsample[0]), (f"{path}_downsample_bn", blk.downsample[1])],
+                            sources, x)
+    else:
+        s_src = sources
+    return g.layers(_step_layers(blk.sn2, f"{path}_sn2"), b_src + s_src, b_x)
+
+
+def _paper_graph(model: nn.Module, g: _Graph, x: torch.Tensor):
+    """Nodes of TET's VGGSNN and ResNet-19 (named after the model's module paths); the ResNet-34s are refused."""
+    from ..models.papers import ResNet19, VGGSNN
+
+    src = ["input"]
+    if getattr(model.output, "rate_head", False):
+        raise ValueError("layer 'output' is DSR's rate head (DSR neurons and their rate): NIR has no counterpart")
+    if isinstance(model, VGGSNN):
+        src, x = g.layers(_step_layers(model.features, "features"), src, x)
+        return g.layers([("flatten", nn.Flatten()), ("fc", model.fc)], src, x)
+    if not isinstance(model, ResNet19):
+        raise ValueError(f"layer 'maxpool' of {type(model).__name__} is a MaxPool2d, which NIR 1.0 cannot express "
+                         f"(no max-pool node); the exporter writes TET's VGGSNN and ResNet19 among the paper models")
+    src, x = g.layers([("conv1", model.conv1), ("bn1", model.bn1)] + _step_layers(model.sn1, "sn1"), src, x)
+    for stage in ("layer1", "layer2", "layer3"):
+        for j, blk in enumerate(getattr(model, stage)):
+            src, x = _block(g, blk, f"{stage}_{j}", src, x)
+    steps = [("avgpool", _adaptive_pool(model.avgpool, x, "avgpool")), ("flatten", nn.Flatten()), ("fc1", model.fc1)]
+    return g.layers(steps + _step_layers(model.sn2, "sn2") + [("fc2", model.fc2)], src, x)
+
+
+def to_nir(model: nn.Module, input_shape=None):
+    """``model`` as a ``nir.NIRGraph`` for one sample of shape ``input_shape`` (without time and batch; default: the
+    model's ``input_shape``), in eval mode (BatchNorm folded with its running statistics). Models ``to_snntorch``
+    converts become a chain ``input``, ``0``, ``1``, ... (in the order of ``to_snntorch(model)``; a convolution and
+    its folded BatchNorm are one node), ``output``; TET's ``VGGSNN`` and ``ResNet19`` a graph whose nodes are named
+    after the model's modules (``layer1_0_conv1``, ...), each residual add two edges into the block's ``sn2``. NIR's
+    type check runs on the result. ValueError naming the first layer NIR cannot express (module docstring)."""
+    from ..models.papers import PAPER_MODELS
+    from .snntorch import to_snntorch
+
     shape = _input_shape(model, input_shape)
-    steps = list(to_snntorch(model).eval())
-    nodes, chain, x = {"input": nir.Input(input_type={"input": np.array(shape)})}, ["input"], torch.zeros(1, *shape)
-    i = 0
-    while i < len(steps):
-        m, name = steps[i], str(i)
-        nxt = steps[i + 1] if i + 1 < len(steps) else None
-        in_shape = tuple(x.shape[1:])
-        node, consumed = _nir_node(m, nxt, in_shape, i)
-        if node is None:
-            i += consumed
-            continue
-        with torch.no_grad():
-            for mm in steps[i:i + consumed]:
-                x = mm(x) if not isinstance(mm, snn.SpikingNeuron) else x
-        nodes[name] = node
-        chain.append(name)
-        i += consumed
-    nodes["output"] = nir.Output(output_type={"output": np.array(tuple(x.shape[1:]))})
-    chain.append("output")
-    edges = list(zip(chain[:-1], chain[1:]))
-    graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata={"source": "snnlab", "dt": DT})
-    return graph
+    g, x = _Graph(shape), torch.zeros(1, *shape)
+    if isinstance(model, tuple(PAPER_MODELS.values())):
+        src, x = _paper_graph(model, g, x)
+    else:
+        src, x = g.layers([(str(i), m) for i, m in enumerate(to_snntorch(model).eval())], ["input"], x)
+    return g.finish(src, x)
 
 
 def export_nir(model: nn.Module, path, input_shape=None, check: bool = True):

@@ -183,7 +183,8 @@ class ResNet19(nn.Module):
 
     def __init__(self, input_shape=(3, 32, 32), num_classes: int = 10, neuron=None):
         super().__init__()
-        c, _, _ = check_shape(input_shape)
+        c, h, w = check_shape(input_shape)
+        self.input_shape = (c, h, w)  # one frame's shape (snnlab.export_nir reads it)
         num_classes = check_classes(num_classes)
         make = neuron_factory(neuron)
         self.conv1 = nn.Conv2d(c, 64, 3, 1, 1, bias=False)
@@ -223,6 +224,7 @@ class VGGSNN(nn.Module):
     def __init__(self, input_shape=(2, 48, 48), num_classes: int = 10, neuron=None):
         super().__init__()
         c, h, w = check_shape(input_shape, 16, "VGGSNN's four 2x2 average poolings need H, W >= 16")
+        self.input_shape = (c, h, w)
         num_classes = check_classes(num_classes)
         make = neuron_factory(neuron)
         layers = []
@@ -255,7 +257,8 @@ class _ResNet34(nn.Module):
 
     def __init__(self, block, input_shape, num_classes, neuron, **block_kw):
         super().__init__()
-        c, _, _ = check_shape(input_shape)
+        c, h, w = check_shape(input_shape)
+        self.input_shape = (c, h, w)
         num_classes = check_classes(num_classes)
         make = neuron_factory(neuron)
         self.conv1 = nn.Conv2d(c, 64, 7, 2, 3, bias=False)
