@@ -172,8 +172,8 @@ def _nir_node(m: nn.Module, nxt: nn.Module | None, in_shape: tuple[int, ...], na
 
 
 class _Graph:
-    """A NIR graph under construction: nodes, edges, and a zero sample ``x`` ``[1, ...]`` per open branch (to know
-    every node's input shape). A node with several sources sums them (NIR's rule, and nirtorch's)."""
+    """A NIR graph under construction: nodes and edges. ``layers`` carries a zero sample ``x`` ``[1, ...]`` along each
+    branch to know every node's input shape. A node with several sources sums them (NIR's rule, and nirtorch's)."""
 
     def __init__(self, shape: tuple[int, ...]):
         nir = _nir()
@@ -236,12 +236,7 @@ def _adaptive_pool(m: nn.AdaptiveAvgPool2d, x: torch.Tensor, path: str) -> nn.Av
 def _block(g: _Graph, blk: nn.Module, path: str, sources: list[str], x: torch.Tensor):
     """A ``SpikingBasicBlock``: the branch ``conv1-bn1-sn1-conv2-bn2`` and the shortcut (the block's input, or its
     folded ``conv1x1-BN``) both feed ``sn2`` (two NIR edges into one node: NIR sums them, the residual add)."""
-    from ..models.papers import SEWBasicBlock
-
-    if isinstance(blk, SEWBasicBlock):
-        raise ValueError(f"layer {path!r} is a SEW block; only the SpikingBasicBlock's add before the neuron is "
-                         f"exported (SEW-ResNet-34 also starts with a max pool, which NIR cannot express)")
-    branch = [(f"{path}_{n}", m) for n in ("conv1", "bn1") for m in [getattr(blk, n)]]
+    branch = [(f"{path}_{n}", getattr(blk, n)) for n in ("conv1", "bn1")]
     branch += _step_layers(blk.sn1, f"{path}_sn1") + [(f"{path}_{n}", getattr(blk, n)) for n in ("conv2", "bn2")]
     b_src, b_x = g.layers(branch, sources, x)
     if blk.downsample is not None:
