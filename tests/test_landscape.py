@@ -511,12 +511,16 @@ def test_landscape_figure_and_explorer_build():
 
     assert isinstance(box, w.VBox)
     assert set(box.controls) >= {"model", "loss", "view", "span", "resolution"}
-    assert box.last_figure is None  # nothing computed until the button is pressed
+    first = box.last_figure  # the default view is drawn at creation: never an empty area
+    assert first is not None and "SDT" in first.axes[0].get_title()
     box.controls["view"].value = "1d"
     box.controls["loss"].value = "TET"
+    assert box.last_figure is first  # moving the controls recomputes nothing
     box.button.click()
-    assert box.last_figure is not None
+    assert box.last_figure is not first
     assert "TET" in box.last_figure.axes[0].get_title()
+    lazy = L.landscape_explorer({"m": model}, batches, {"SDT": sdt_loss}, resolution=3, compute_now=False)
+    assert lazy.last_figure is None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -532,7 +536,8 @@ def test_package_public_names_and_one_way_imports():
               "loss_surface_2d", "hessian_vector_product", "top_hessian_eigenvalue", "sharpness_table",
               "grid_summary", "plot_surface_1d", "plot_contour", "plot_surface_3d", "plot_hessian_convergence",
               "compare_landscapes", "plot_landscape_grid", "landscape_figure", "landscape_explorer", "VIEWS",
-              "limit_threads"}
+              "limit_threads", "accuracy", "mean_loss", "full_hessian", "finite_difference_hvp", "rescale_convs",
+              "minimum_profile"}
     assert set(L.__all__) == public and all(hasattr(L, n) for n in public)
     assert callable(L._two_directions) and L.Batches is not None and L.LossFn is not None
     assert L.VIEWS == ("1d", "contour", "3d")

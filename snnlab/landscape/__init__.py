@@ -56,8 +56,11 @@ Modules (each with one job; they import one another one way only, top to bottom)
 * ``directions``: ``landscape_parameters``, ``random_direction``;
 * ``restore``: exact restoration of weights, buffers and train/eval flags;
 * ``surface``: ``loss_at``, ``loss_surface_1d``, ``loss_surface_2d``, ``compare_landscapes``;
+* ``measures``: ``accuracy`` (a "loss" for the landscape functions), ``mean_loss`` (differentiable);
 * ``hessian``: ``hessian_vector_product``, ``top_hessian_eigenvalue``;
-* ``tables``: ``sharpness_table``, ``grid_summary``;
+* ``reference``: ``full_hessian``, ``finite_difference_hvp`` (dense and finite-difference checks, tiny networks);
+* ``rescale``: ``rescale_convs`` (a conv-BN rescaling that keeps the function and changes the Hessian);
+* ``tables``: ``sharpness_table``, ``grid_summary``, ``minimum_profile``;
 * ``plots``: the static figures and ``landscape_figure``;
 * ``explorer``: ``landscape_explorer``.
 """
@@ -67,6 +70,7 @@ from .batches import Batches, LossFn, fixed_batches
 from .directions import _two_directions, landscape_parameters, random_direction
 from .explorer import landscape_explorer
 from .hessian import hessian_vector_product, top_hessian_eigenvalue
+from .measures import accuracy, mean_loss
 from .plots import (
     VIEWS,
     landscape_figure,
@@ -77,7 +81,9 @@ from .plots import (
     plot_surface_3d,
 )
 from .surface import compare_landscapes, loss_at, loss_surface_1d, loss_surface_2d
-from .tables import grid_summary, sharpness_table
+from .reference import finite_difference_hvp, full_hessian
+from .rescale import rescale_convs
+from .tables import grid_summary, minimum_profile, sharpness_table
 from .threads import limit_threads
 
 __all__ = [
@@ -101,4 +107,10 @@ __all__ = [
     "landscape_explorer",
     "VIEWS",
     "limit_threads",
+    "accuracy",
+    "mean_loss",
+    "full_hessian",
+    "finite_difference_hvp",
+    "rescale_convs",
+    "minimum_profile",
 ]

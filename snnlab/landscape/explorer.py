@@ -1,4 +1,5 @@
-"""The ipywidgets landscape explorer: controls for span, resolution, loss, minimum, view and seed, drawn on demand."""
+"""The ipywidgets landscape explorer: controls for span, resolution, loss, minimum, view and seed; the default view is
+drawn when the explorer is created, later changes when **compute** is pressed."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -35,11 +36,13 @@ def _make_controls(w, models, losses, view, span, resolution, seed) -> dict:
 
 def landscape_explorer(models: Mapping[str, nn.Module] | nn.Module, batches: Batches,
                        losses: Mapping[str, LossFn] | LossFn, span: float = 1.0, resolution: int = 11,
-                       view: str = "contour", seed: int = 0, compute_now: bool = False):
+                       view: str = "contour", seed: int = 0, compute_now: bool = True):
     """ipywidgets explorer of loss landscapes: range (span), resolution, which loss, which minimum (model),
-    1-D / contour / 3-D view and the direction seed. A landscape costs ``resolution^2`` forward passes per
-    batch, so nothing is recomputed while the controls move: press **compute** (``compute_now=True`` draws
-    once at start). Draws ``landscape_figure`` (its static twin) into an ``Output``.
+    1-D / contour / 3-D view and the direction seed. The default view (the first minimum and loss, ``view``,
+    ``span``, ``resolution``, ``seed``) is drawn when the explorer is created, so it never shows an empty
+    area (``compute_now=False`` skips that). A landscape costs ``resolution^2`` forward passes per batch, so
+    nothing is recomputed while the controls move: after changing them, press **compute**. Draws
+    ``landscape_figure`` (its static twin) into an ``Output``.
 
     Returns the widget box (also displayed); ``box.controls`` holds the controls by name, ``box.compute()``
     does what the button does and returns the figure.
@@ -52,7 +55,7 @@ def landscape_explorer(models: Mapping[str, nn.Module] | nn.Module, batches: Bat
     _check_view(view)
     controls = _make_controls(w, models, losses, view, span, resolution, seed)
     button = w.Button(description="compute", button_style="primary", icon="refresh")
-    status = w.Label(value="press compute (cost: resolution^2 x batches forward passes)")
+    status = w.Label(value="change the controls, then press compute (cost: resolution^2 x batches forward passes)")
     out = w.Output()
 
     def compute(*_):
