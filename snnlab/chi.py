@@ -271,8 +271,10 @@ class ChiController(Callback):
         w_min, w_max: the width is clamped to this range.
         step: the multiplicative step of the default policy.
         policy: ``f(layer_name, chi, width, global_step) -> new width``; default ``multiplicative_policy``.
+
         tol: relative tolerance for infinite-support surrogates (see ``measure``; also the ``rel_tol`` of
             the effective domain for the neuron signal).
+
         signal: ``"neurons"`` (default) or ``"weights"`` (the paper's chi); see the module docstring.
 
     Logs one row per measurement and layer (``self.history``: step, layer, neuron, chi, width) and adds the

@@ -347,6 +347,7 @@ class DSRIF(DSRNeuron):
         v_th: initial threshold (default 6.0), ``>= v_th_lower_bound``.
         alpha: fire at ``alpha * v_th``, subtract ``v_th``; in (0, 1] (default 0.5: rounding).
         v_th_lower_bound: the threshold is clamped to at least this before every forward (default 0.01).
+
         trainable: if True (default) ``v_th`` is a scalar ``nn.Parameter`` with DSR's threshold gradient;
             else a buffer.
         v_th_grad_scale: factor > 0 on the threshold's gradient (default 1: the CIFAR code,
@@ -395,9 +396,12 @@ class DSRLIF(DSRNeuron):
         dt: discretisation step > 0 (default 0.05).
         alpha: fire at ``alpha * v_th``; in (0, 1] (default 0.3).
         v_th_lower_bound: clamp bound for the threshold (default 5e-4).
+
         threshold_grad: ``"code"`` (default; ``dL/dv_th`` multiplied by dt, the official code) or ``"paper"``
             (divided by dt, Eq. 14, the exact gradient of the mapping).
+
         trainable: if True (default) ``v_th`` is a scalar ``nn.Parameter``; else a buffer.
+
         leak_arith: ``"code"`` (default: the official code's float32 ``beta``, ``1 - beta`` and rate weights,
             bit for bit) or ``"double"`` (double precision, as SpikingJelly 2.0's ``DSRLIFNode``); see
             ``leak_factors`` and ``code_rate_weights``.

@@ -302,9 +302,11 @@ def lif_fused(x: torch.Tensor, tau: float = 0.5, v_th: float = 1.0, reset: str =
 
     Args:
         return_mem: also return the pre-reset membranes ``u`` ``[T, B, ...]`` (differentiable, as ``simulate``'s).
+
         impl: ``"auto"`` (Triton kernels for CUDA tensors when Triton imports, the C kernel for float32/float64
             CPU tensors when it builds, else PyTorch ops), ``"torch"``, ``"c"`` (forced), or ``"triton"`` (forced;
             on CPU only under ``TRITON_INTERPRET=1``, for tests).
+
         fire: ``">="`` (default, ``H(0) = 1``) or ``">"`` (strict, TET's official ``ZIF``), as ``LIF``'s.
 
     Returns:

@@ -167,11 +167,14 @@ def activation_percentiles(ann: nn.Module, loader, T: int, temporal: bool, fract
     Args:
         ann: an ``ann_twin`` (its ``RateReLU`` names are the SNN's neuron names).
         loader: ``(x, y)`` batches, encoded as in training (``snnlab.train.encode(x, T, temporal)``).
+
         fraction: 0.999 = the 99.9th percentile, as DSR; the value is ``sorted(a)[int(fraction * n)]`` of the
             post-ReLU activations ``a`` (zeros included), the maximum for fraction = 1.
+
         max_values: per layer, a uniform random sample of at most this many activations is kept (DSR: 1e6).
         generator: for the sample (default: a new one seeded with 0 on ``device``): same seed, same result.
         max_batches: use at most this many batches (default: all).
+
     A layer whose percentile is 0 gets a warning (a dead layer); a layer that never ran is left out with one.
     """
     fraction = _check_fraction(fraction)

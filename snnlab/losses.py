@@ -52,8 +52,10 @@ def tet_loss(outputs: torch.Tensor, target: torch.Tensor, lamb: float = 0.0, phi
     Args:
         outputs: ``[T, B, C]`` logits ``O(t)``.
         target: ``[B]`` class indices.
+
         lamb: weight of the MSE regulariser in [0, 1]; the paper uses 0.05 on CIFAR, 0.001 on ImageNet and
             DVS-CIFAR10. Default 0 (the per-step cross-entropy alone).
+
         phi: the constant the outputs are regularised towards (the paper: ``V_th = 1``).
     """
     check_outputs(outputs, target)

@@ -103,6 +103,7 @@ class LIF(SpikingNeuron):
         detach_reset: if True the reset term carries no gradient.
         surrogate: a ``snnlab.surrogate.Surrogate`` or its name (default ``"triangle"``, TET's).
         width: surrogate width if ``surrogate`` is given by name (default: the shape's default, 1.0).
+
         backend: ``"auto"`` (default: fused when supported, else reference), ``"fused"`` (``snnlab.fused``; a
             ValueError at the forward pass if the surrogate does not allow it) or ``"reference"`` (the step loop).
         fire: ``">="`` (default: fire on ``u >= v_th``) or ``">"`` (fire on ``u > v_th``, TET's official ``ZIF``;

@@ -16,8 +16,8 @@ is above half its peak on an interval of length 1. The mapping to each shape's u
 ============  =====================================================  =========================================
 name          g(x)                                                   usual parameter from ``width = w``
 ============  =====================================================  =========================================
-rectangle     1/a on |x| < a/2, else 0                               a = w            (support = w)
-triangle      (1/gamma^2) max(0, gamma - |x|)                        gamma = w        (support = 2w; TET's gamma)
+rectangle     1/a on ``|x|`` < a/2, else 0                           a = w            (support = w)
+triangle      (1/gamma^2) max(0, gamma - ``|x|``)                    gamma = w        (support = 2w; TET's gamma)
 sigmoid       k sig(kx) (1 - sig(kx))  (derivative of sig(kx))        k = 4 asinh(1) / w = 3.5255 / w
 atan          (a/2) / (1 + (pi a x / 2)^2)  (snnTorch's ``atan``)    a = 4 / (pi w)   (snnTorch's ``alpha``)
 gaussian      exp(-x^2 / 2 sigma^2) / (sqrt(2 pi) sigma)             sigma = w / (2 sqrt(2 ln 2)) = w / 2.3548

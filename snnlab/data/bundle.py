@@ -48,15 +48,20 @@ class DataBundle:
 
     Attributes:
         name: one of ``snnlab.data.DATASETS``.
+
         train, test: datasets of ``(x, y)`` pairs (``TensorDataset`` for the embedded sets, torchvision's or
             ``snnlab.data.cifar10_dvs.EventFrames`` for the others); ``y`` is an int64 label ``0 .. num_classes-1``.
+
         num_classes: 10 for the digits, CIFAR-10 and CIFAR10-DVS, 100 for CIFAR-100, 1000 for ImageNet.
+
         input_shape: shape of one frame, without time: ``(1, 8, 8)``, ``(2, size, size)``, ``(3, 32, 32)``,
             ``(3, 224, 224)``.
         temporal: False: ``x`` is a static image ``[C, H, W]`` (the model repeats it T times);
             True: ``x`` is already ``T`` event frames ``[T, C, H, W]``.
+
         T: number of frames of temporal data; None for static data.
         info: the parameters the data were made with (and the cache file, if any).
+
         val_fraction: the share of ``train`` held out as the validation split (``split("val")``): 0.2 for the
             embedded sets, 0.1 for the papers' data sets (e.g. 5,000 of CIFAR's 50,000 images).
         plain_train: for training data read with augmentation, a function returning the same samples with

@@ -30,11 +30,14 @@ def load(
             generated offline; ``snnlab.data.mnist1d``), ``"cifar10"``, ``"cifar100"``,
             ``"dvs-cifar10"``, ``"imagenet"`` (files on disk: ``snnlab.data.real``).
         T: frames per sample, for event data only (dvs-digits: default 8; dvs-cifar10: default 10, 20 with
-            preprocess="dsr"; mnist1d-seq: 40, one signal sample per step). Static data take no T: the model's encoder repeats each image T times.
+            preprocess="dsr"; mnist1d-seq: 40, one signal sample per step). Static data take no T: the model's
+            encoder repeats each image T times.
         root: data folder (default: ``default_root()``): the cache of dvs-digits, and where the papers'
             datasets are read from (``root/cifar-10-batches-py``, ``root/dvs-cifar10``, ...).
+
         seed: seed of the event-camera simulation (dvs-digits only). The train/test split never depends on it.
-        **kwargs: dvs-digits: simulation parameters, see ``DVS_DEFAULTS`` (``size``, ``threshold``, ``n_sim``,
+
+        ``**kwargs``: dvs-digits: simulation parameters, see ``DVS_DEFAULTS`` (``size``, ``threshold``, ``n_sim``,
             ``amplitude``, ``jitter``, ``threshold_noise``). The papers' datasets: ``augment`` (all),
             ``cutout``, ``autoaugment``, ``verify`` (CIFAR), ``size``, ``train_per_class``, ``preprocess``
             ("tet" | "dsr") (dvs-cifar10).

@@ -174,6 +174,7 @@ def events_from_log_intensity(log_frames: np.ndarray, *, threshold=0.15, T: int 
             reference ``L_ref`` of every pixel, frames 1..S emit events.
         threshold: contrast threshold ``C`` (> 0): a number, or an array that broadcasts to ``pixels``
             (per-pixel thresholds).
+
         T: bin the S sub-steps into T frames (T <= S); None keeps one frame per sub-step.
 
     Returns:
@@ -263,15 +264,18 @@ def simulate_events(
     Args:
         images: ``[N, H, W]`` grey images in [0, 1] (0 = black). Each is resized (bilinear) to 16x16 and
             put in the middle of a black ``size x size`` canvas.
+
         T: number of output frames; the ``n_sim`` sub-steps are split into T (nearly) equal bins.
         threshold: contrast threshold C, in log-intensity units (> 0).
         n_sim: simulation sub-steps for the whole closed triangle (>= T).
         size: canvas side in pixels (>= 16).
         amplitude: saccade size in pixels (0 = a still image, which gives no events).
+
         jitter: per-sample randomness in [0, 1): amplitude x U(1 - jitter, 1 + jitter), start phase
             U(0, jitter) of the cycle, triangle offset U(-jitter, jitter) x amplitude px in y and x.
         threshold_noise: std of the per-pixel threshold mismatch relative to C (one map for the camera,
             the same for every image); 0 gives every pixel exactly C.
+
         rng: ``numpy.random.Generator`` or seed for the jitter and the threshold map.
 
     Returns:

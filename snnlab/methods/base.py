@@ -51,13 +51,16 @@ class Method:
         kind: ``"method"`` or ``"addon"``.
         Options: a dataclass of :func:`snnlab.options.option` fields (None: the part has no options).
         prefix: the flat names of its options are ``prefix + field`` (default ``"<name>_"``).
+
         uses_surrogate: False for a method whose neurons have no surrogate (then ``widths`` and surrogate add-ons
             are refused).
+
         needs_surrogate: an add-on that adapts the surrogate (refused with a method that has none).
         supports_distributed: False if it cannot run in several processes yet.
         requires: an add-on's methods (empty: any method).
         models: the model names it can build (None: ``snnlab.models.MODELS``).
         cli_group: ``(title, description)`` of its section in ``--help``.
+
         cli_takes: ``{core field: own field}``: with this method, the core field's flag sets its own option
             instead (kept for flags that meant the method's option before it had its own flag).
         defaults: ``{core field: value}``: the method's own recipe (its paper's small-scale optimiser, learning

@@ -117,7 +117,7 @@ class DSRTutorialSNN(nn.Module):
         num_classes: number of classes.
         neuron: ``"lif"`` (default) or ``"if"``, or a zero-argument callable returning a DSR neuron.
         channels: widths of the two conv blocks (default (16, 32), as ``TutorialSNN``).
-        **neuron_kwargs: passed to ``DSRLIF`` / ``DSRIF`` (e.g. ``v_th``, ``alpha``, ``threshold_grad``).
+        ``**neuron_kwargs``: passed to ``DSRLIF`` / ``DSRIF`` (e.g. ``v_th``, ``alpha``, ``threshold_grad``).
     """
 
     def __init__(self, input_shape=(1, 8, 8), num_classes: int = 10, neuron="lif",
@@ -157,8 +157,10 @@ class PreActBlock(nn.Module):
         c_in, c_out, stride: the block's input width, output width and first conv's stride.
         make: a zero-argument callable returning a fresh neuron.
         dropout: before the second conv (DSR's CIFAR code; its ImageNet code has none).
+
         bias: whether the convs (3x3 and the 1x1 shortcut) have biases: ``True`` in DSR's CIFAR code
             (``cifar/modules/preresnet.py``), ``False`` in its ImageNet code (``imagenet/preresnet_snn.py``).
+
         shortcut_bn: a BatchNorm after the 1x1 shortcut conv (DSR's ImageNet code), none in its CIFAR code.
     """
 
@@ -214,10 +216,12 @@ class PreActResNet18(nn.Module):
         num_classes: 10 (CIFAR-10), 100 (CIFAR-100) or 1000 (ImageNet).
         neuron: ``"lif"`` (default, weighted rate) or ``"if"`` (plain rate), or a callable.
         input_shape: ``(C, H, W)``, default ``(3, 32, 32)``.
+
         dropout: dropout rate in the blocks and before the linear layer (code default 0; the ImageNet code has
             no dropout).
+
         stem: ``"auto"`` (default), ``"cifar"`` or ``"imagenet"``, see above; the one used is ``self.stem_kind``.
-        **neuron_kwargs: for ``DSRLIF`` / ``DSRIF`` (defaults: DSR's CIFAR settings).
+        ``**neuron_kwargs``: for ``DSRLIF`` / ``DSRIF`` (defaults: DSR's CIFAR settings).
     """
 
     widths = (64, 128, 256, 512)
@@ -272,7 +276,7 @@ class VGG11(nn.Module):
         neuron: ``"lif"`` (default) or ``"if"``, or a callable.
         input_shape: ``(C, H, W)`` (default ``(in_channels, 48, 48)``; H and W must be >= 32 for five pools).
         dropout: after every spiking conv layer (code default 0.1).
-        **neuron_kwargs: for ``DSRLIF`` / ``DSRIF``.
+        ``**neuron_kwargs``: for ``DSRLIF`` / ``DSRIF``.
     """
 
     cfg = ((64, "M"), (128, "M"), (256, 256, "M"), (512, 512, "M"), (512, 512, "M"))

@@ -120,7 +120,8 @@ class _BasicBlock(nn.Module):
 
 
 class SpikingBasicBlock(_BasicBlock):
-    """Spiking ResNet basic block on ``[T, B, C, H, W]`` (TET's ResNet-19 block, SpikingJelly's ``spiking_resnet``)::
+    """
+    Spiking ResNet basic block on ``[T, B, C, H, W]`` (TET's ResNet-19 block, SpikingJelly's ``spiking_resnet``)::
 
         out = sn2( bn2(conv2( sn1(bn1(conv1(x))) )) + shortcut(x) ),   shortcut = x or BN(conv1x1(x))
     """
@@ -132,7 +133,8 @@ class SpikingBasicBlock(_BasicBlock):
 
 
 class SEWBasicBlock(_BasicBlock):
-    """Spike-element-wise basic block (Fang et al. 2021; SpikingJelly's ``sew_resnet``) on ``[T, B, C, H, W]``::
+    """
+    Spike-element-wise basic block (Fang et al. 2021; SpikingJelly's ``sew_resnet``) on ``[T, B, C, H, W]``::
 
         a = sn2(bn2(conv2( sn1(bn1(conv1(x))) )));   s = x or downsample_sn(BN(conv1x1(x)))
         out = connect(a, s):  ADD a + s,  AND a * s,  IAND (1 - a) * s
@@ -215,6 +217,7 @@ class VGGSNN(nn.Module):
     Args:
         input_shape: ``(C, H, W)`` (default ``(2, 48, 48)``; H and W must be >= 16 for the four poolings; the
             classifier takes ``512 * (H // 16) * (W // 16)`` features, 4,608 at 48x48 as in the code).
+
         num_classes: default 10.
         neuron: zero-argument neuron factory (default TET's LIF), or a DSR one.
     """
