@@ -1,11 +1,14 @@
-# snnlab: `make run` (the main job), `make test` (unit tests + every notebook), `make lab` (JupyterLab).
+# snnlab: `make run` (the main job), `make test` (unit tests + every notebook + the docs site), `make lab` (JupyterLab),
+# `make docs` (the documentation site -> docs/_build/html; open docs/_build/html/index.html).
 # Each target first builds .venv from the pinned requirements.lock (once; redone when the lock changes).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.snnlab-installed
+DOCS_STAMP := $(VENV)/.snnlab-docs-installed
+SITE   := docs/_build/html
 
-.PHONY: setup run sweep test test-unit test-notebooks lab bench gpu-check notebooks clean
+.PHONY: setup docs-setup run sweep test test-unit test-notebooks test-docs docs lab bench gpu-check notebooks clean
 
 setup: $(STAMP)
 
@@ -16,16 +19,30 @@ $(STAMP): requirements.lock requirements-oracle.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
+docs-setup: $(DOCS_STAMP)
+
+$(DOCS_STAMP): $(STAMP) requirements-docs.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-docs.txt
+	touch $@
+
+docs: docs-setup        ## the documentation site from the committed notebooks (not re-executed) -> docs/_build/html
+	rm -rf $(SITE)
+	$(BIN)/sphinx-build -W --keep-going -q -b html -c docs . $(SITE)
+	@echo "site: $(SITE)/index.html (opens from disk, no network needed)"
+
+test-docs: docs         ## the site in headless Chromium (Debian's chromium; .ci/run installs it): pages, maths, links, explorers
+	SNNLAB_DOCS_HTML=$(SITE) SNNLAB_REQUIRE_BROWSER=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests/test_docs_site.py -q
+
 run: setup           ## every method at its validated setting on the embedded data, 5 seeds, the table -> results/
 	$(BIN)/snnlab reproduce --out results
 
 sweep: setup         ## choose every make-run row's setting on the validation split again (by hand; commit snnlab/validated/)
 	$(BIN)/snnlab reproduce --sweep --save-validated --out results
 
-test: test-unit test-notebooks   ## everything CI runs
+test: test-unit test-notebooks test-docs   ## everything CI runs
 
 test-unit: setup
-	MPLBACKEND=Agg $(BIN)/python -m pytest tests -q
+	MPLBACKEND=Agg $(BIN)/python -m pytest tests -q --ignore=tests/test_docs_site.py
 
 test-notebooks: setup   ## execute every notebook with SNNLAB_FAST=1 and check NBVAL_CHECK_OUTPUT cells
 	SNNLAB_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=600 notebooks -q
@@ -48,4 +65,4 @@ notebooks: setup        ## re-execute the notebooks at full size and save their 
 	done
 
 clean:
-	rm -rf runs results $(VENV)
+	rm -rf runs results $(VENV) docs/_build

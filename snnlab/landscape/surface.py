@@ -152,10 +152,10 @@ def compare_landscapes(models: Mapping[str, nn.Module], batches: Batches, losses
     and the grid ``alphas = betas = linspace(-span, span, resolution)`` is evaluated once, all losses from the
     same forward pass.
 
-    Returns:
-        ``{"alphas", "betas", "models": [names], "losses": [names], "surfaces": {(model, loss): Z},
-        "center": {(model, loss): loss at theta}, "span", "resolution", "seed"}`` with
-        ``Z[j, i] = f(alphas[i], betas[j])``; draw it with ``plot_landscape_grid``.
+    Returns a dict with the keys ``alphas``, ``betas``, ``models`` and ``losses`` (the names),
+    ``surfaces`` (``{(model, loss): Z}`` with ``Z[j, i] = f(alphas[i], betas[j])``), ``center``
+    (``{(model, loss): loss at theta}``), ``span``, ``resolution`` and ``seed``; draw it with
+    ``plot_landscape_grid``.
     """
     if not models or not losses:
         raise ValueError("compare_landscapes needs at least one model and one loss")
