@@ -45,7 +45,7 @@ test-unit: setup
 	MPLBACKEND=Agg $(BIN)/python -m pytest tests -q --ignore=tests/test_docs_site.py
 
 test-notebooks: setup   ## execute every notebook with SNNLAB_FAST=1 and check NBVAL_CHECK_OUTPUT cells
-	SNNLAB_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=600 notebooks -q
+	SNNLAB_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=600 notebooks solutions -q
 
 lab: setup
 	$(BIN)/jupyter lab notebooks
