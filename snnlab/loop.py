@@ -83,6 +83,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
+    """Write ``rows`` (one dict per epoch) as CSV, atomically; the columns are every key in order of first use."""
     keys: list[str] = []
     for r in rows:
         keys += [k for k in r if k not in keys]

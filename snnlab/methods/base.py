@@ -190,6 +190,7 @@ def unregister(name: str) -> None:
 
 
 def get(name: str) -> Method:
+    """The registered method called ``name`` (ValueError naming the registered ones for any other name)."""
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -208,6 +209,7 @@ def parts() -> list[Method]:
 
 
 def method_of(config) -> Method:
+    """The registered method a ``TrainConfig`` names (``config.method``)."""
     return get(config.method)
 
 
