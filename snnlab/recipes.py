@@ -305,8 +305,9 @@ def _chi_recipes() -> list[Recipe]:
         assumed={"T": "4, the T of the 67.04 SEW-ResNet-34 baseline (Fang et al. 2021); the abstract gives none",
                  "method, neuron, tau, v_th, surrogate, width": "not given (abstract only); TET's LIF preset",
                  "chi_target, chi_every": "not given; snnlab's reconstruction of the controller (snnlab.chi)",
-                 "optimizer, lr, batch_size, scheduler, epochs": "not given; TET's ImageNet setting (120 epochs) "
-                                                                "with TET's Adam script values"},
+                 "optimizer, lr, batch_size, scheduler, epochs, weight_decay": "not given; TET's ImageNet setting "
+                                                                              "(120 epochs) with TET's Adam script "
+                                                                              "values (no weight decay)"},
         needs=("the paper's chi-based surrogate pipeline itself: only the abstract is available, snnlab's "
                "ChiController is a documented reconstruction",),
         notes="Every hyperparameter here is an assumption: the abstract gives the architecture and the number only.",

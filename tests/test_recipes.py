@@ -136,3 +136,11 @@ def test_train_recipe_applies_only_explicit_flags():
 def test_recipe_with_T_schedule_replaces_T_and_epochs():
     cfg = _cfg(["train", "--recipe", "tet-cifar10-resnet19-t6", "--T-schedule", "2:300,6:50"])
     assert (cfg.T, cfg.epochs, cfg.T_schedule) == (2, 350, "2:300,6:50")
+
+
+def test_chi_recipe_lists_every_value_but_dataset_and_model_as_assumed():
+    """The chi row has only the paper's abstract: every config value but the two it names is an assumption, and
+    ``--show`` must list each (a field missing from ``assumed`` would read as sourced)."""
+    r = recipes.get("chi-imagenet-sewresnet34-t4")
+    assumed = {f.strip() for key in r.assumed for f in key.split(",")}
+    assert set(r.config) - {"dataset", "model"} <= assumed, set(r.config) - {"dataset", "model"} - assumed
