@@ -28,3 +28,16 @@ def load_benchmark(name: str):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def snn_batches(n: int = 2, b: int = 12, seed: int = 0, dtype=None, T: int = 4) -> list:
+    """``n`` seeded batches of ``b`` random 8x8 images repeated over ``T`` steps, ``[T, b, 1, 8, 8]``, with labels
+    (the landscape tests' data; ``dtype`` default float32)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        x = 2.5 * torch.rand(b, 1, 8, 8, generator=g, dtype=dtype or torch.float32)
+        out.append((x.unsqueeze(0).expand(T, b, 1, 8, 8).contiguous(), torch.randint(0, 10, (b,), generator=g)))
+    return out

@@ -11,6 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from matplotlib.contour import ContourSet  # noqa: E402
+import conftest
 from torch import nn  # noqa: E402
 from torch.utils.data import TensorDataset  # noqa: E402
 
@@ -48,13 +49,7 @@ def tiny_snn(seed=0, dtype=torch.float32):
     return calibrate_bn(TutorialSNN((1, 8, 8), 10, channels=(4, 8)).to(dtype), dtype)
 
 
-def snn_batches(n=2, b=12, seed=0, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for _ in range(n):
-        x = (2.5 * torch.rand(b, 1, 8, 8, generator=g, dtype=dtype)).unsqueeze(0).expand(T, b, 1, 8, 8).contiguous()
-        out.append((x, torch.randint(0, 10, (b,), generator=g)))
-    return out
+snn_batches = partial(conftest.snn_batches, b=12, dtype=torch.float32, T=T)
 
 
 class LinearSeq(nn.Module):

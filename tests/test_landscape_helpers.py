@@ -5,6 +5,7 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
+import conftest
 from torch import nn
 
 from snnlab import landscape as L
@@ -20,13 +21,7 @@ def _one_thread():
         yield
 
 
-def snn_batches(n=2, b=6, seed=0, dtype=torch.float64):
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for _ in range(n):
-        x = (2.5 * torch.rand(b, 1, 8, 8, generator=g, dtype=dtype)).unsqueeze(0).expand(T, b, 1, 8, 8).contiguous()
-        out.append((x, torch.randint(0, 10, (b,), generator=g)))
-    return out
+snn_batches = partial(conftest.snn_batches, b=6, dtype=torch.float64, T=T)
 
 
 def calibrated(model, batches):
